@@ -1,0 +1,54 @@
+from django.contrib import admin
+
+from .models import Ban, BannedKeyword, QuotaUsage, TelegramUser, Tier
+
+
+@admin.register(Tier)
+class TierAdmin(admin.ModelAdmin):
+    list_display = ["name", "daily_limit", "max_resolution", "cooldown_seconds", "max_concurrent_jobs", "is_default"]
+
+
+class BanInline(admin.TabularInline):
+    model = Ban
+    fk_name = "user"
+    extra = 0
+    fields = ["reason", "expires_at", "lifted_at", "created_by", "created_at"]
+    readonly_fields = ["created_by", "created_at"]
+
+
+@admin.register(TelegramUser)
+class TelegramUserAdmin(admin.ModelAdmin):
+    list_display = ["telegram_id", "username", "first_name", "tier", "is_active", "last_seen_at"]
+    list_filter = ["tier", "is_active", "language_code"]
+    search_fields = ["=telegram_id", "username", "first_name"]
+    list_select_related = ["tier"]
+    inlines = [BanInline]
+
+
+@admin.register(Ban)
+class BanAdmin(admin.ModelAdmin):
+    list_display = ["user", "reason", "created_at", "expires_at", "lifted_at"]
+    list_filter = ["lifted_at"]
+    search_fields = ["user__username", "=user__telegram_id", "reason"]
+    raw_id_fields = ["user"]
+    readonly_fields = ["created_by", "lifted_by"]
+
+    def save_model(self, request, obj, form, change):
+        if not change:
+            obj.created_by = request.user
+        super().save_model(request, obj, form, change)
+
+
+@admin.register(BannedKeyword)
+class BannedKeywordAdmin(admin.ModelAdmin):
+    list_display = ["phrase", "is_active", "note", "created_at"]
+    list_filter = ["is_active"]
+    search_fields = ["phrase", "note"]
+
+
+@admin.register(QuotaUsage)
+class QuotaUsageAdmin(admin.ModelAdmin):
+    list_display = ["user", "day", "used", "reserved"]
+    list_filter = ["day"]
+    search_fields = ["user__username", "=user__telegram_id"]
+    raw_id_fields = ["user"]

@@ -1,0 +1,111 @@
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+from django.utils import timezone
+
+
+class Resolution(models.TextChoices):
+    R1K = "1K"
+    R2K = "2K"
+    R4K = "4K"
+
+
+RESOLUTION_ORDER = [Resolution.R1K, Resolution.R2K, Resolution.R4K]
+ASPECT_RATIOS = ["1:1", "2:3", "3:2", "3:4", "4:3", "4:5", "5:4", "9:16", "16:9", "21:9"]
+
+
+class Tier(models.Model):
+    name = models.CharField(max_length=50, unique=True)
+    daily_limit = models.PositiveIntegerField(null=True, blank=True, help_text="Images per day; empty means unlimited.")
+    max_resolution = models.CharField(max_length=2, choices=Resolution.choices, default=Resolution.R2K)
+    cooldown_seconds = models.PositiveIntegerField(default=0, help_text="Minimum wait between two requests.")
+    max_concurrent_jobs = models.PositiveIntegerField(default=1)
+    is_default = models.BooleanField(default=False, help_text="New users start on this tier.")
+
+    class Meta:
+        ordering = ["name"]
+        constraints = [
+            models.UniqueConstraint(fields=["is_default"], condition=Q(is_default=True), name="one_default_tier"),
+        ]
+
+    def __str__(self):
+        return self.name
+
+    @property
+    def is_unlimited(self):
+        return self.daily_limit is None
+
+    def allows(self, resolution):
+        return RESOLUTION_ORDER.index(resolution) <= RESOLUTION_ORDER.index(self.max_resolution)
+
+
+class TelegramUser(models.Model):
+    telegram_id = models.BigIntegerField(unique=True)
+    username = models.CharField(max_length=64, blank=True, db_index=True)
+    first_name = models.CharField(max_length=128, blank=True)
+    language_code = models.CharField(max_length=16, blank=True)
+    tier = models.ForeignKey(Tier, on_delete=models.PROTECT, related_name="users")
+    resolution = models.CharField(max_length=2, choices=Resolution.choices, default=Resolution.R2K)
+    aspect_ratio = models.CharField(max_length=5, default="1:1")
+    is_active = models.BooleanField(default=True, help_text="False once the user has blocked the bot.")
+    created_at = models.DateTimeField(auto_now_add=True)
+    last_seen_at = models.DateTimeField(default=timezone.now)
+
+    def __str__(self):
+        return f"@{self.username}" if self.username else f"{self.first_name or 'user'} ({self.telegram_id})"
+
+
+class BanQuerySet(models.QuerySet):
+    def active(self, now=None):
+        now = now or timezone.now()
+        return self.filter(lifted_at__isnull=True).filter(Q(expires_at__isnull=True) | Q(expires_at__gt=now))
+
+
+class Ban(models.Model):
+    user = models.ForeignKey(TelegramUser, on_delete=models.CASCADE, related_name="bans")
+    reason = models.TextField()
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+    expires_at = models.DateTimeField(null=True, blank=True, help_text="Empty means until lifted.")
+    lifted_at = models.DateTimeField(null=True, blank=True)
+    lifted_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+
+    objects = BanQuerySet.as_manager()
+
+    class Meta:
+        indexes = [models.Index(fields=["user", "lifted_at"])]
+
+    def __str__(self):
+        return f"{self.user}: {self.reason}"
+
+
+class BannedKeyword(models.Model):
+    phrase = models.CharField(max_length=200, unique=True)
+    is_active = models.BooleanField(default=True)
+    note = models.CharField(max_length=200, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["phrase"]
+
+    def __str__(self):
+        return self.phrase
+
+
+class QuotaUsage(models.Model):
+    """Images a user has had (used) and has in flight (reserved) on one quota day."""
+
+    user = models.ForeignKey(TelegramUser, on_delete=models.CASCADE, related_name="quota_days")
+    day = models.DateField()
+    used = models.PositiveIntegerField(default=0)
+    reserved = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["user", "day"], name="one_usage_row_per_user_day")]
+
+    def __str__(self):
+        return f"{self.user} {self.day}: {self.used} used, {self.reserved} reserved"

@@ -1,0 +1,44 @@
+"""Daily image quota: reserve before the paid call, commit on delivery, release on failure.
+
+The check and the reservation are one conditional UPDATE, so two concurrent requests can
+never both take a user's last image, on PostgreSQL or SQLite alike.
+"""
+
+from django.db.models import F
+from django.utils import timezone
+
+from .models import QuotaUsage
+
+
+def today():
+    return timezone.localdate()
+
+
+def reserve(user, day, count=1):
+    """Reserve `count` images for `user` on `day`; False when that would pass the tier's limit."""
+    QuotaUsage.objects.bulk_create([QuotaUsage(user=user, day=day)], ignore_conflicts=True)
+    usage = QuotaUsage.objects.filter(user=user, day=day)
+    limit = user.tier.daily_limit
+    if limit is not None:
+        usage = usage.filter(used__lte=limit - count - F("reserved"))
+    return usage.update(reserved=F("reserved") + count) == 1
+
+
+def commit(user_id, day, count=1):
+    QuotaUsage.objects.filter(user_id=user_id, day=day, reserved__gte=count).update(
+        reserved=F("reserved") - count, used=F("used") + count
+    )
+
+
+def release(user_id, day, count=1):
+    QuotaUsage.objects.filter(user_id=user_id, day=day, reserved__gte=count).update(reserved=F("reserved") - count)
+
+
+def remaining(user, day=None):
+    """Images the user can still start today, or None when the tier is unlimited."""
+    limit = user.tier.daily_limit
+    if limit is None:
+        return None
+    usage = QuotaUsage.objects.filter(user=user, day=day or today()).first()
+    taken = usage.used + usage.reserved if usage else 0
+    return max(limit - taken, 0)

@@ -1,0 +1,6 @@
+from django.apps import AppConfig
+
+
+class BotcoreConfig(AppConfig):
+    name = "botcore"
+    verbose_name = "Bot"

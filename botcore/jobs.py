@@ -1,0 +1,133 @@
+"""The one generation pipeline: start -> provider -> deliver -> finish, with the user told either way.
+
+It runs as an asyncio task inside the bot, or in a Celery worker (tasks.py); both call
+`run_generation`. Quota was reserved when the request was accepted (generations.request);
+here it is committed only once the photo reached the user, and released on any failure.
+"""
+
+import logging
+import time
+from contextlib import suppress
+
+from asgiref.sync import sync_to_async
+from django.conf import settings
+from django.core.cache import cache
+from telegram import Bot
+from telegram.constants import ParseMode
+from telegram.error import BadRequest, Forbidden, TelegramError
+
+from . import generations
+from .models import Generation
+from .providers import ImageRequest, ProviderError, open_provider
+from .telegram import delivery, texts
+
+log = logging.getLogger(__name__)
+
+ADMIN_ALERT_EVERY_SECONDS = 600
+
+
+async def run_generation(generation_id, *, bot, provider, status_message_id=None):
+    started = time.monotonic()
+    generation = await sync_to_async(generations.start)(generation_id, status_message_id)
+    if generation is None:
+        log.info("generation %s is not queued any more; skipped", generation_id)
+        return
+    try:
+        await _run(generation, bot, provider, started)
+    except Exception:
+        log.exception("generation %s crashed", generation_id)
+        await _fail(bot, generation, "internal", "unexpected error")
+
+
+async def _run(generation, bot, provider, started):
+    request = ImageRequest(generation.prompt, generation.resolution, generation.aspect_ratio)
+    try:
+        async with delivery.chat_action(bot, generation.chat_id):
+            result = await provider.generate(request)
+    except ProviderError as exc:
+        log.warning("generation %s failed upstream: %s", generation.pk, exc)
+        await _fail(bot, generation, exc.code, exc.detail, provider=provider.name)
+        if exc.code == ProviderError.OPERATOR:
+            await notify_admins(bot, exc)
+        return
+    paid = {
+        "provider": result.provider,
+        "model": result.model,
+        "upstream_latency_ms": result.upstream_ms,
+        "cost_usd": generations.price(result.model, generation.resolution),
+    }
+    try:
+        photo_id, document_id = await delivery.deliver(
+            bot,
+            generation.chat_id,
+            result.data,
+            caption=texts.caption(generation.prompt, generation.resolution, generation.aspect_ratio),
+            reply_to=generation.request_message_id,
+            stem=f"nanobot-{generation.pk}",
+        )
+    except (TelegramError, delivery.UnreadableImage) as exc:
+        log.warning("generation %s not delivered: %s", generation.pk, exc)
+        code = "no_image" if isinstance(exc, delivery.UnreadableImage) else "delivery"
+        await _fail(bot, generation, code, str(exc), **paid)
+        return
+    await sync_to_async(generations.finish)(
+        generation,
+        Generation.Status.DELIVERED,
+        file_id=photo_id,
+        document_file_id=document_id,
+        total_latency_ms=_ms_since(started),
+        **paid,
+    )
+    await _remove_status(bot, generation)
+
+
+async def _fail(bot, generation, code, detail, **fields):
+    closed = await sync_to_async(generations.finish)(
+        generation, Generation.Status.FAILED, error_code=code, error_message=detail[:1000], **fields
+    )
+    if not closed:  # already finished (delivered, or expired): the user has heard about it
+        return
+    text = texts.failure(generation.user.language_code, code)
+    try:
+        if generation.status_message_id:
+            await bot.edit_message_text(
+                text, chat_id=generation.chat_id, message_id=generation.status_message_id, parse_mode=ParseMode.HTML
+            )
+            return
+    except BadRequest:  # the status message is gone; say it in a new one
+        pass
+    except Forbidden:
+        return
+    with suppress(TelegramError):
+        await bot.send_message(generation.chat_id, text, parse_mode=ParseMode.HTML)
+
+
+async def _remove_status(bot, generation):
+    if generation.status_message_id:
+        with suppress(TelegramError):
+            await bot.delete_message(generation.chat_id, generation.status_message_id)
+
+
+async def notify_admins(bot, error):
+    """Tell the operators about a problem only they can fix, at most once per ten minutes."""
+    if not settings.ADMIN_TELEGRAM_IDS or not cache.add("admin-alert:provider", 1, ADMIN_ALERT_EVERY_SECONDS):
+        return
+    text = texts.say("en", texts.ADMIN_ALERT, detail=error.detail[:300])
+    for admin_id in settings.ADMIN_TELEGRAM_IDS:
+        with suppress(TelegramError):
+            await bot.send_message(admin_id, text, parse_mode=ParseMode.HTML)
+
+
+async def run_generation_standalone(generation_id, status_message_id=None):
+    """Run one job outside the bot process (a Celery worker), with its own Bot and HTTP clients."""
+    bot = Bot(
+        settings.TELEGRAM_BOT_TOKEN,
+        base_url=settings.TELEGRAM_BASE_URL,
+        base_file_url=settings.TELEGRAM_BASE_FILE_URL,
+    )
+    async with bot, open_provider() as provider:
+        await run_generation(generation_id, bot=bot, provider=provider, status_message_id=status_message_id)
+
+
+def _ms_since(started):
+    return int((time.monotonic() - started) * 1000)

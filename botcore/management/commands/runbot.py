@@ -1,0 +1,16 @@
+from django.conf import settings
+from django.core.management.base import BaseCommand, CommandError
+from telegram import Update
+
+from botcore.telegram.application import build_application
+
+
+class Command(BaseCommand):
+    help = "Run the Telegram bot with long polling."
+
+    def handle(self, *args, **options):
+        for name in ("TELEGRAM_BOT_TOKEN", "GEMINI_API_KEY"):
+            if not getattr(settings, name):
+                raise CommandError(f"{name} is not set; add it to .env or the environment")
+        self.stdout.write("NanoBot is polling Telegram for updates (Ctrl+C stops it).")
+        build_application().run_polling(allowed_updates=Update.ALL_TYPES)

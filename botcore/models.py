@@ -1,0 +1,61 @@
+from django.db import models
+from django.utils import timezone
+
+from accounts.models import Resolution, TelegramUser
+
+
+class Generation(models.Model):
+    """One image request and everything that happened to it: the log behind quota, costs and reports."""
+
+    class Status(models.TextChoices):
+        QUEUED = "queued"
+        RUNNING = "running"
+        DELIVERED = "delivered"
+        FAILED = "failed"
+        REFUSED = "refused"
+
+    class Kind(models.TextChoices):
+        TEXT = "text"
+        EDIT = "edit"
+
+    OPEN = (Status.QUEUED, Status.RUNNING)
+
+    user = models.ForeignKey(TelegramUser, on_delete=models.PROTECT, related_name="generations")
+    chat_id = models.BigIntegerField()
+    request_message_id = models.BigIntegerField(null=True, blank=True)
+    status_message_id = models.BigIntegerField(null=True, blank=True)
+    prompt = models.TextField()
+    kind = models.CharField(max_length=8, choices=Kind.choices, default=Kind.TEXT)
+    resolution = models.CharField(max_length=2, choices=Resolution.choices, default=Resolution.R2K)
+    aspect_ratio = models.CharField(max_length=5, default="1:1")
+    reference_count = models.PositiveSmallIntegerField(default=0)
+    provider = models.CharField(max_length=32, blank=True)
+    model = models.CharField(max_length=100, blank=True)
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.QUEUED)
+    error_code = models.CharField(max_length=32, blank=True)
+    error_message = models.TextField(blank=True)
+    upstream_latency_ms = models.PositiveIntegerField(null=True, blank=True)
+    total_latency_ms = models.PositiveIntegerField(null=True, blank=True)
+    cost_usd = models.DecimalField(max_digits=10, decimal_places=4, default=0)
+    file_id = models.CharField(max_length=200, blank=True, help_text="Telegram file_id of the photo sent.")
+    document_file_id = models.CharField(max_length=200, blank=True, help_text="Telegram file_id of the original.")
+    quota_day = models.DateField(null=True, blank=True, help_text="The quota day charged; empty when refused.")
+    created_at = models.DateTimeField(default=timezone.now)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        indexes = [
+            models.Index(fields=["created_at"]),
+            models.Index(fields=["status", "created_at"]),
+            models.Index(fields=["user", "created_at"]),
+            models.Index(fields=["model", "resolution", "created_at"]),
+        ]
+
+    def __str__(self):
+        return f"#{self.pk} {self.status} {self.prompt[:40]}"
+
+    @property
+    def is_open(self):
+        return self.status in self.OPEN

@@ -1,0 +1,67 @@
+"""The small interface every image provider implements, and the errors it may raise."""
+
+import asyncio
+import logging
+import random
+from dataclasses import dataclass, field
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Reference:
+    data: bytes
+    mime_type: str
+
+
+@dataclass(frozen=True)
+class ImageRequest:
+    prompt: str
+    resolution: str
+    aspect_ratio: str
+    references: tuple[Reference, ...] = field(default=())
+
+
+@dataclass(frozen=True)
+class ImageResult:
+    data: bytes
+    mime_type: str
+    provider: str
+    model: str
+    upstream_ms: int
+
+
+class ProviderError(Exception):
+    """A failed image call. `code` picks the words the user sees; `transient` says a retry may help."""
+
+    SAFETY = "safety"  # the provider refused the prompt or the image
+    NO_IMAGE = "no_image"  # answered, but without a usable image
+    BAD_REQUEST = "bad_request"  # the provider rejected the request as malformed
+    OPERATOR = "operator"  # key, permission, model or billing problem: for the admins to fix
+    RATE_LIMITED = "rate_limited"
+    UNAVAILABLE = "unavailable"  # 5xx or unreachable
+    TIMEOUT = "timeout"
+
+    TRANSIENT = {RATE_LIMITED, UNAVAILABLE}
+
+    def __init__(self, code, detail=""):
+        super().__init__(f"{code}: {detail}" if detail else code)
+        self.code = code
+        self.detail = detail
+
+    @property
+    def transient(self):
+        return self.code in self.TRANSIENT
+
+
+async def with_retries(call, *, max_retries, base_delay, max_delay=30.0):
+    """Await `call()`, retrying transient ProviderErrors with exponential backoff and full jitter."""
+    for attempt in range(max_retries + 1):
+        try:
+            return await call()
+        except ProviderError as exc:
+            if not exc.transient or attempt == max_retries:
+                raise
+            delay = random.uniform(0, min(max_delay, base_delay * 2**attempt))
+            log.warning("image provider %s, retry %d in %.1fs", exc.code, attempt + 1, delay)
+            await asyncio.sleep(delay)

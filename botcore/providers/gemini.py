@@ -1,0 +1,129 @@
+"""Google's Gemini native image API (`models/{model}:generateContent`), and relays that speak it."""
+
+import base64
+import binascii
+import re
+import time
+
+import httpx
+
+from .base import ImageResult, ProviderError, with_retries
+
+SAFETY_REASONS = {
+    "SAFETY",
+    "IMAGE_SAFETY",
+    "PROHIBITED_CONTENT",
+    "IMAGE_PROHIBITED_CONTENT",
+    "BLOCKLIST",
+    "SPII",
+    "RECITATION",
+    "IMAGE_RECITATION",
+}
+DATA_URI = re.compile(r"data:(image/[\w.+-]+);base64,([A-Za-z0-9+/=\s]+)")
+
+
+class GeminiProvider:
+    name = "gemini"
+
+    def __init__(self, *, client, api_key, base_url, model, timeout, max_retries=2, retry_base_delay=2.0):
+        self.client = client
+        self.api_key = api_key
+        self.url = f"{base_url.rstrip('/')}/v1beta/models/{model}:generateContent"
+        self.model = model
+        self.timeout = timeout
+        self.max_retries = max_retries
+        self.retry_base_delay = retry_base_delay
+
+    async def generate(self, request):
+        body = request_body(request)
+        return await with_retries(
+            lambda: self._post(body), max_retries=self.max_retries, base_delay=self.retry_base_delay
+        )
+
+    async def _post(self, body):
+        started = time.monotonic()
+        try:
+            response = await self.client.post(
+                self.url,
+                json=body,
+                headers={"x-goog-api-key": self.api_key},
+                timeout=httpx.Timeout(self.timeout, connect=min(10.0, self.timeout)),
+            )
+        except httpx.TimeoutException:
+            raise ProviderError(ProviderError.TIMEOUT, f"no answer within {self.timeout:.0f}s") from None
+        except httpx.TransportError as exc:
+            raise ProviderError(ProviderError.UNAVAILABLE, type(exc).__name__) from None
+        upstream_ms = int((time.monotonic() - started) * 1000)
+        if response.status_code != 200:
+            raise http_error(response)
+        try:
+            payload = response.json()
+        except ValueError:
+            raise ProviderError(ProviderError.UNAVAILABLE, "answer is not JSON") from None
+        data, mime_type = extract_image(payload)
+        return ImageResult(data=data, mime_type=mime_type, provider=self.name, model=self.model, upstream_ms=upstream_ms)
+
+
+def request_body(request):
+    parts = [{"text": request.prompt}]
+    parts += [
+        {"inlineData": {"mimeType": ref.mime_type, "data": base64.b64encode(ref.data).decode()}}
+        for ref in request.references
+    ]
+    return {
+        "contents": [{"role": "user", "parts": parts}],
+        "generationConfig": {
+            "responseModalities": ["TEXT", "IMAGE"],
+            "imageConfig": {"aspectRatio": request.aspect_ratio, "imageSize": request.resolution},
+        },
+    }
+
+
+def http_error(response):
+    status = response.status_code
+    try:
+        message = response.json()["error"]["message"]
+    except (ValueError, KeyError, TypeError):
+        message = response.text[:200]
+    detail = f"HTTP {status}: {message}"
+    if status == 429:
+        return ProviderError(ProviderError.RATE_LIMITED, detail)
+    if status >= 500:
+        return ProviderError(ProviderError.UNAVAILABLE, detail)
+    if status in (401, 403, 404) or "API key" in message:
+        return ProviderError(ProviderError.OPERATOR, detail)
+    return ProviderError(ProviderError.BAD_REQUEST, detail)
+
+
+def extract_image(payload):
+    """The final image of an answer as (bytes, mime type), or the ProviderError that explains its absence."""
+    block = (payload.get("promptFeedback") or {}).get("blockReason")
+    if block:
+        raise ProviderError(ProviderError.SAFETY, f"prompt blocked: {block}")
+    reasons, texts = [], []
+    for candidate in payload.get("candidates") or []:
+        reasons.append(candidate.get("finishReason", ""))
+        # Gemini 3 Pro Image sends draft images marked as thoughts before the final one.
+        for part in reversed((candidate.get("content") or {}).get("parts") or []):
+            if part.get("thought"):
+                continue
+            inline = part.get("inlineData") or part.get("inline_data")
+            if inline and inline.get("data"):
+                return _decode(inline["data"]), inline.get("mimeType") or inline.get("mime_type") or "image/png"
+            match = DATA_URI.search(part.get("text") or "")
+            if match:
+                return _decode(match.group(2)), match.group(1)
+            if part.get("text"):
+                texts.append(part["text"])
+    safety = [reason for reason in reasons if reason in SAFETY_REASONS]
+    if safety:
+        raise ProviderError(ProviderError.SAFETY, f"finish reason {safety[0]}")
+    said = f"; model said: {texts[-1][:200]}" if texts else ""
+    raise ProviderError(ProviderError.NO_IMAGE, f"finish reasons {reasons or 'none'}{said}")
+
+
+def _decode(data):
+    try:
+        return base64.b64decode("".join(data.split()), validate=True)
+    except (binascii.Error, ValueError):
+        raise ProviderError(ProviderError.NO_IMAGE, "image data is not valid base64") from None

@@ -1,0 +1,69 @@
+"""The one place the bot's handlers are registered; used by `runbot` (polling) and by tests."""
+
+import logging
+from contextlib import AsyncExitStack
+
+from asgiref.sync import sync_to_async
+from django.conf import settings
+from telegram import BotCommand
+from telegram.ext import AIORateLimiter, ApplicationBuilder, CommandHandler, MessageHandler, filters
+
+from botcore import generations
+from botcore.providers import open_provider
+
+from . import handlers
+
+log = logging.getLogger(__name__)
+
+COMMANDS = [
+    BotCommand("generate", "Create an image at 2K"),
+    BotCommand("hd", "Create an image at 4K"),
+    BotCommand("quota", "Images left today"),
+    BotCommand("help", "How to use the bot"),
+]
+
+
+async def _post_init(application):
+    expired = await sync_to_async(generations.expire_stale)()
+    if expired:
+        log.warning("released the quota of %d generations left unfinished by a previous run", expired)
+    application.bot_data["resources"] = resources = AsyncExitStack()
+    application.bot_data["provider"] = await resources.enter_async_context(open_provider())
+    await application.bot.set_my_commands(COMMANDS)
+
+
+async def _post_shutdown(application):
+    resources = application.bot_data.pop("resources", None)
+    if resources is not None:
+        await resources.aclose()
+
+
+def build_application():
+    application = (
+        ApplicationBuilder()
+        .token(settings.TELEGRAM_BOT_TOKEN)
+        .base_url(settings.TELEGRAM_BASE_URL)
+        .base_file_url(settings.TELEGRAM_BASE_FILE_URL)
+        .concurrent_updates(True)
+        .rate_limiter(AIORateLimiter(max_retries=2))
+        .connect_timeout(10)
+        .read_timeout(30)
+        .write_timeout(60)
+        .media_write_timeout(120)
+        .post_init(_post_init)
+        .post_shutdown(_post_shutdown)
+        .build()
+    )
+    private_text = filters.TEXT & ~filters.COMMAND & filters.ChatType.PRIVATE
+    application.add_handlers(
+        [
+            CommandHandler("start", handlers.start),
+            CommandHandler("help", handlers.help_command),
+            CommandHandler("quota", handlers.quota_command),
+            CommandHandler("generate", handlers.generate_command),
+            CommandHandler("hd", handlers.hd_command),
+            MessageHandler(private_text, handlers.text_message),
+        ]
+    )
+    application.add_error_handler(handlers.on_error)
+    return application

@@ -1,0 +1,120 @@
+"""Getting an image to the user: a photo Telegram accepts, plus the original when the photo isn't it."""
+
+import asyncio
+import logging
+import threading
+from contextlib import asynccontextmanager, suppress
+from dataclasses import dataclass
+from io import BytesIO
+
+from PIL import Image
+from telegram import ReplyParameters
+from telegram.constants import ChatAction, ParseMode
+from telegram.error import TelegramError
+
+log = logging.getLogger(__name__)
+
+PHOTO_MAX_BYTES = 10 * 1024 * 1024
+PHOTO_MAX_SIDES = 10_000  # width + height
+PHOTO_MAX_RATIO = 20
+# Telegram keeps photos at most this long on their long side; anything larger only
+# survives at full quality as a document.
+PHOTO_SHOWN_SIDE = 2560
+PREVIEW_QUALITY = 90
+EXTENSIONS = {"JPEG": "jpg", "PNG": "png", "WEBP": "webp"}
+
+# Decoding a 4K image takes ~50 MB; bound how many are decoded at once across all jobs.
+_decoding = threading.BoundedSemaphore(2)
+
+
+class UnreadableImage(Exception):
+    pass
+
+
+@dataclass(frozen=True)
+class Prepared:
+    photo: bytes
+    photo_filename: str
+    original_filename: str
+    send_original: bool
+
+
+def prepare(data, stem="image"):
+    """Decide what to send for these image bytes; recompress a preview when Telegram wouldn't take them."""
+    try:
+        with Image.open(BytesIO(data)) as image:
+            width, height = image.size
+            extension = EXTENSIONS.get(image.format)
+            if extension is None:
+                raise UnreadableImage(f"unsupported format {image.format}")
+            fits = (
+                len(data) <= PHOTO_MAX_BYTES
+                and width + height <= PHOTO_MAX_SIDES
+                and max(width, height) <= PHOTO_MAX_RATIO * min(width, height)
+            )
+            photo = data if fits else _preview(image)
+    except (OSError, ValueError, Image.DecompressionBombError) as exc:
+        raise UnreadableImage(str(exc)) from None
+    return Prepared(
+        photo=photo,
+        photo_filename=f"{stem}.{extension if fits else 'jpg'}",
+        original_filename=f"{stem}.{extension}",
+        send_original=not fits or max(width, height) > PHOTO_SHOWN_SIDE,
+    )
+
+
+def _preview(image):
+    with _decoding:
+        image.draft("RGB", (PHOTO_SHOWN_SIDE, PHOTO_SHOWN_SIDE))  # JPEG decodes at reduced scale
+        preview = image.convert("RGB")
+        preview.thumbnail((PHOTO_SHOWN_SIDE, PHOTO_SHOWN_SIDE), Image.Resampling.LANCZOS)
+        out = BytesIO()
+        preview.save(out, "JPEG", quality=PREVIEW_QUALITY)
+        return out.getvalue()
+
+
+async def deliver(bot, chat_id, data, *, caption, reply_to=None, stem="image"):
+    """Send the image; returns (photo file_id, original document file_id or "")."""
+    prepared = await asyncio.to_thread(prepare, data, stem)
+    reply = ReplyParameters(reply_to, allow_sending_without_reply=True) if reply_to else None
+    message = await bot.send_photo(
+        chat_id,
+        photo=prepared.photo,
+        filename=prepared.photo_filename,
+        caption=caption,
+        parse_mode=ParseMode.HTML,
+        reply_parameters=reply,
+    )
+    document_id = ""
+    if prepared.send_original:
+        try:
+            document = await bot.send_document(
+                chat_id,
+                document=data,
+                filename=prepared.original_filename,
+                disable_content_type_detection=True,
+                reply_parameters=ReplyParameters(message.message_id, allow_sending_without_reply=True),
+            )
+            document_id = document.document.file_id
+        except TelegramError as exc:  # the photo arrived; the user still has their image
+            log.warning("original file not sent to chat %s: %s", chat_id, exc)
+    return message.photo[-1].file_id, document_id
+
+
+@asynccontextmanager
+async def chat_action(bot, chat_id, action=ChatAction.UPLOAD_PHOTO, every=4.5):
+    """Keep showing `action` (Telegram clears it after 5 s) until the block ends."""
+
+    async def repeat():
+        while True:
+            with suppress(TelegramError):
+                await bot.send_chat_action(chat_id, action)
+            await asyncio.sleep(every)
+
+    task = asyncio.create_task(repeat())
+    try:
+        yield
+    finally:
+        task.cancel()
+        with suppress(asyncio.CancelledError):
+            await task

@@ -1,0 +1,105 @@
+"""Everything the bot says, translatable. Messages are sent with HTML parse mode, so every
+value filled in is escaped here, in one place."""
+
+from html import escape
+
+from django.conf import settings
+from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
+from django.utils.translation import override
+
+WELCOME = _(
+    "Hi %(name)s! I turn words into images with Nano Banana Pro.\n\n"
+    "Send me a description of the picture you want, like <i>a red fox reading a book, watercolour</i>.\n"
+    "Your plan: <b>%(tier)s</b>, %(quota)s.\n"
+    "/help lists what I can do."
+)
+HELP = _(
+    "<b>How to use me</b>\n"
+    "Just send a description (at least 3 characters) and I reply with an image.\n\n"
+    "/generate <i>prompt</i> – an image at 2K\n"
+    "/hd <i>prompt</i> – an image at 4K, if your plan includes it\n"
+    "/quota – how many images you have left today\n"
+    "/help – this message\n\n"
+    "You are only charged for images you actually receive."
+)
+QUOTA_LEFT = _("%(remaining)d of %(limit)d images left today")
+QUOTA_UNLIMITED = _("unlimited images")
+QUOTA = _("Your plan: <b>%(tier)s</b>, %(quota)s. Highest resolution: %(resolution)s.")
+WORKING = _("🎨 Creating your image (%(resolution)s, %(aspect_ratio)s)…")
+MISSING_PROMPT = _("Add a description after the command, for example: <code>/%(command)s a lighthouse at dawn</code>")
+INTERNAL = _("Sorry, something went wrong on our side. Nothing was charged; please try again.")
+
+REFUSALS = {
+    "prompt_too_short": _("Please describe the image in at least %(minimum)d characters."),
+    "prompt_too_long": _("That description is too long; please keep it under %(maximum)d characters."),
+    "banned": _("You can't generate images: %(reason)s"),
+    "banned_until": _("You can't generate images until %(until)s: %(reason)s"),
+    "banned_keyword": _("This description contains something we don't allow. Please rephrase it."),
+    "resolution": _("%(resolution)s images aren't included in your plan; the highest you can get is %(maximum)s."),
+    "busy": _("You already have %(limit)d image(s) in progress. Please wait for them to finish."),
+    "cooldown": _("Please wait %(seconds)d more seconds before your next image."),
+    "quota": _("You've used all %(limit)d images for today. Your quota renews at midnight (%(timezone)s)."),
+}
+
+FAILURES = {
+    "safety": _("🚫 The image service declined this request for safety reasons. Try rephrasing it."),
+    "no_image": _("The image service answered without a usable image. Please try again or rephrase."),
+    "bad_request": _("The image service couldn't process this request. Please try a different description."),
+    "operator": _("Image generation is unavailable right now; the operators have been told."),
+    "rate_limited": _("The image service is very busy right now. Please try again in a minute."),
+    "unavailable": _("The image service is unavailable right now. Please try again in a few minutes."),
+    "timeout": _("The image took too long to make. Please try again."),
+    "delivery": _("The image was made but couldn't be sent to you. Please try again."),
+}
+NOTHING_CHARGED = _("Nothing was charged.")
+ADMIN_ALERT = _("⚠️ NanoBot operator alert: the image provider rejected our credentials or model (%(detail)s).")
+
+
+def language(code):
+    """The UI language for a Telegram language code: Traditional Chinese for zh-*, else English."""
+    return "zh-hant" if (code or "").lower().startswith("zh") else "en"
+
+
+def say(lang, message, **params):
+    with override(language(lang)):
+        text = str(message)
+        return text % {k: escape(v) if isinstance(v, str) else v for k, v in params.items()} if params else text
+
+
+def quota_summary(lang, remaining, limit):
+    if limit is None:
+        return say(lang, QUOTA_UNLIMITED)
+    return say(lang, QUOTA_LEFT, remaining=remaining, limit=limit)
+
+
+def refusal(lang, refusal):
+    params = dict(refusal.params)
+    key = refusal.code
+    if key == "banned":
+        until = params.pop("until")
+        if until:
+            key, params["until"] = "banned_until", local_time(until)
+    if key == "quota":
+        params["timezone"] = settings.TIME_ZONE
+    return say(lang, REFUSALS[key], **params)
+
+
+def failure(lang, code):
+    if code not in FAILURES:
+        return say(lang, INTERNAL)
+    with override(language(lang)):
+        return f"{FAILURES[code]} {NOTHING_CHARGED}"
+
+
+def caption(prompt, resolution, aspect_ratio, limit=1024):
+    """The result's caption: the prompt (cut to fit Telegram's limit) and the settings used."""
+    footer = f"\n{resolution} · {aspect_ratio}"
+    room = limit - len(footer)
+    if len(prompt) > room:
+        prompt = prompt[: room - 1] + "…"
+    return f"<i>{escape(prompt)}</i>{footer}"
+
+
+def local_time(moment):
+    return timezone.localtime(moment).strftime("%Y-%m-%d %H:%M %Z")

@@ -1,0 +1,187 @@
+"""Settings come from the environment and an optional .env file (see .env.example).
+
+Every value is parsed strictly: a missing required variable or a malformed one stops
+start-up with one line naming it (manage.py prints it without a traceback).
+"""
+
+import json
+import os
+from decimal import Decimal
+from pathlib import Path
+
+import environ
+from django.core.exceptions import ImproperlyConfigured
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+env = environ.Env()
+_env_file = os.environ.get("NANOBOT_ENV_FILE", str(BASE_DIR / ".env"))
+if _env_file and Path(_env_file).is_file():
+    environ.Env.read_env(_env_file)
+
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off", ""}
+
+
+def _setting(name, cast=str, default=environ.Env.NOTSET):
+    try:
+        return env.get_value(name, cast=cast, default=default)
+    except ImproperlyConfigured:
+        raise ImproperlyConfigured(f"{name} is not set; add it to .env or the environment") from None
+    except (TypeError, ValueError) as exc:
+        raise ImproperlyConfigured(f"{name} has an invalid value: {exc}") from None
+
+
+def envbool(name, default):
+    value = str(_setting(name, default=str(default))).strip().lower()
+    if value in _TRUE:
+        return True
+    if value in _FALSE:
+        return False
+    raise ImproperlyConfigured(f"{name} must be true or false, not {value!r}")
+
+
+def envint(name, default):
+    return _setting(name, cast=int, default=default)
+
+
+def envfloat(name, default):
+    return _setting(name, cast=float, default=default)
+
+
+def envstr(name, default=environ.Env.NOTSET):
+    return _setting(name, default=default)
+
+
+def envlist(name, default):
+    return [item.strip() for item in envstr(name, ",".join(default)).split(",") if item.strip()]
+
+
+DEBUG = envbool("DEBUG", False)
+SECRET_KEY = envstr("SECRET_KEY", "")
+if not SECRET_KEY:
+    raise ImproperlyConfigured("SECRET_KEY is not set; add it to .env or the environment")
+
+ALLOWED_HOSTS = envlist("ALLOWED_HOSTS", ["127.0.0.1", "localhost"])
+CSRF_TRUSTED_ORIGINS = envlist("CSRF_TRUSTED_ORIGINS", [])
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "accounts",
+    "botcore",
+    "dashboard",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.locale.LocaleMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "nanobot_site.urls"
+WSGI_APPLICATION = "nanobot_site.wsgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+_database_url = envstr("DATABASE_URL", f"sqlite:///{BASE_DIR / 'db.sqlite3'}")
+if _database_url.split(":", 1)[0] not in environ.Env.DB_SCHEMES:
+    raise ImproperlyConfigured("DATABASE_URL must start with sqlite://, postgres:// or another supported scheme")
+DATABASES = {"default": env.db_url_config(_database_url)}
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    # IMMEDIATE transactions take SQLite's write lock up front, so concurrent quota
+    # reservations queue up instead of failing with "database is locked".
+    DATABASES["default"]["OPTIONS"] = {
+        "transaction_mode": "IMMEDIATE",
+        "timeout": 20,
+        "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+    }
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+]
+LOGIN_URL = "login"
+LOGIN_REDIRECT_URL = "dashboard:overview"
+
+LANGUAGE_CODE = "en"
+LANGUAGES = [("en", "English"), ("zh-hant", "繁體中文")]
+LOCALE_PATHS = [BASE_DIR / "locale"]
+TIME_ZONE = envstr("TIME_ZONE", "UTC")  # the quota day ends at midnight here
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "static/"
+STATIC_ROOT = BASE_DIR / "staticfiles"
+
+# Telegram. The token is appended to both base URLs, as python-telegram-bot does, so a
+# self-hosted Bot API server, a relay or a test fake can stand in for api.telegram.org.
+TELEGRAM_BOT_TOKEN = envstr("TELEGRAM_BOT_TOKEN", "")
+TELEGRAM_BASE_URL = envstr("TELEGRAM_BASE_URL", "https://api.telegram.org/bot")
+TELEGRAM_BASE_FILE_URL = envstr("TELEGRAM_BASE_FILE_URL", "https://api.telegram.org/file/bot")
+ADMIN_TELEGRAM_IDS = [int(i) for i in envlist("ADMIN_TELEGRAM_IDS", []) if i.lstrip("-").isdigit()]
+
+# Image provider.
+GEMINI_API_KEY = envstr("GEMINI_API_KEY", "")
+GEMINI_BASE_URL = envstr("GEMINI_BASE_URL", "https://generativelanguage.googleapis.com").rstrip("/")
+IMAGE_MODEL = envstr("IMAGE_MODEL", "gemini-3-pro-image-preview")
+PROVIDER_TIMEOUT_SECONDS = envfloat("PROVIDER_TIMEOUT_SECONDS", 180.0)
+PROVIDER_MAX_RETRIES = envint("PROVIDER_MAX_RETRIES", 2)
+PROVIDER_RETRY_BASE_SECONDS = envfloat("PROVIDER_RETRY_BASE_SECONDS", 2.0)
+
+# USD per delivered image, by model and resolution (Google's list prices for Gemini 3 Pro
+# Image: 1K and 2K cost the same 1,120 output tokens, 4K costs 2,000). IMAGE_PRICES in the
+# environment (JSON of the same shape) replaces the table.
+IMAGE_PRICES = {
+    "gemini-3-pro-image-preview": {"1K": "0.134", "2K": "0.134", "4K": "0.24"},
+}
+try:
+    if envstr("IMAGE_PRICES", ""):
+        IMAGE_PRICES = json.loads(envstr("IMAGE_PRICES"))
+    IMAGE_PRICES = {
+        model: {res: Decimal(str(price)) for res, price in table.items()} for model, table in IMAGE_PRICES.items()
+    }
+except (ValueError, AttributeError, ArithmeticError) as exc:
+    raise ImproperlyConfigured(f"IMAGE_PRICES must be JSON like {{\"model\": {{\"2K\": 0.134}}}}: {exc}") from None
+
+# Generations stuck queued or running this long (a crashed bot or worker) give their quota back.
+STALE_GENERATION_SECONDS = envint("STALE_GENERATION_SECONDS", 900)
+
+# Jobs run in a Celery worker when a broker is configured, else inside the bot process.
+CELERY_BROKER_URL = envstr("CELERY_BROKER_URL", "")
+CELERY_TASK_ACKS_LATE = True
+CELERY_TASK_REJECT_ON_WORKER_LOST = True
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "root": {"handlers": ["console"], "level": envstr("LOG_LEVEL", "INFO")},
+    # httpx logs every request URL at INFO, and Bot API URLs carry the bot token.
+    "loggers": {"httpx": {"level": "WARNING"}, "httpcore": {"level": "WARNING"}},
+}
