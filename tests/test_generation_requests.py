@@ -1,0 +1,120 @@
+"""What happens when a request is accepted or refused, before any image is made."""
+
+from datetime import timedelta
+
+import pytest
+from django.utils import timezone
+
+from accounts.models import QuotaUsage, Tier
+from botcore import generations
+from botcore.models import Generation
+from tests.factories import BanFactory, KeywordFactory, TierFactory, UserFactory
+
+pytestmark = pytest.mark.django_db
+
+
+def ask(user, prompt="a lighthouse at dawn", **kwargs):
+    identity = generations.Identity(telegram_id=user.telegram_id, username=user.username, language_code="en")
+    return generations.request(identity=identity, chat_id=user.telegram_id, prompt=prompt, **kwargs)
+
+
+def refusal_code(user, **kwargs):
+    with pytest.raises(generations.Refusal) as refused:
+        ask(user, **kwargs)
+    return refused.value.code
+
+
+def test_new_telegram_user_is_registered_on_the_default_tier():
+    identity = generations.Identity(telegram_id=77, username="neo", first_name="Neo", language_code="zh-hant")
+    generation = generations.request(identity=identity, chat_id=77, prompt="a cat")
+    assert generation.status == Generation.Status.QUEUED
+    assert (generation.user.username, generation.user.tier.name) == ("neo", "free")
+    assert QuotaUsage.objects.get(user=generation.user).reserved == 1
+
+
+def test_accepted_request_uses_the_users_defaults_and_the_configured_model(settings):
+    settings.IMAGE_MODEL = "gemini-3-pro-image-preview"
+    user = UserFactory(resolution="1K", aspect_ratio="16:9")
+    generation = ask(user)
+    assert (generation.resolution, generation.aspect_ratio, generation.model) == (
+        "1K",
+        "16:9",
+        "gemini-3-pro-image-preview",
+    )
+
+
+def test_banned_user_is_refused_with_the_reason():
+    ban = BanFactory(reason="spam <script>")
+    with pytest.raises(generations.Refusal) as refused:
+        ask(ban.user)
+    assert refused.value.params["reason"] == "spam <script>"
+    assert not Generation.objects.exists()
+
+
+def test_banned_keyword_is_refused_and_logged_without_charging():
+    KeywordFactory(phrase="forbidden")
+    user = UserFactory()
+    assert refusal_code(user, prompt="something F o r b i d d e n") == "banned_keyword"
+    logged = Generation.objects.get()
+    assert (logged.status, logged.error_code, logged.quota_day) == ("refused", "banned_keyword", None)
+    assert not QuotaUsage.objects.filter(reserved__gt=0).exists()
+
+
+def test_resolution_above_the_tier_is_refused():
+    user = UserFactory(tier=TierFactory(max_resolution="2K"))
+    assert refusal_code(user, resolution="4K") == "resolution"
+
+
+def test_exhausted_quota_is_refused():
+    user = UserFactory(tier=TierFactory(daily_limit=1, max_concurrent_jobs=5))
+    ask(user)
+    assert refusal_code(user) == "quota"
+
+
+def test_too_many_jobs_at_once_is_refused():
+    user = UserFactory(tier=TierFactory(max_concurrent_jobs=1))
+    ask(user)
+    assert refusal_code(user) == "busy"
+
+
+def test_cooldown_between_requests():
+    user = UserFactory(tier=TierFactory(cooldown_seconds=30, max_concurrent_jobs=5))
+    first = ask(user)
+    generations.finish(first, Generation.Status.DELIVERED)
+    with pytest.raises(generations.Refusal) as refused:
+        ask(user)
+    assert refused.value.code == "cooldown"
+    assert 0 < refused.value.params["seconds"] <= 30
+
+
+@pytest.mark.parametrize("prompt, code", [("hi", "prompt_too_short"), ("x" * 4001, "prompt_too_long")])
+def test_prompt_length_is_checked(prompt, code):
+    assert refusal_code(UserFactory(), prompt=prompt) == code
+
+
+def test_migrations_create_the_three_tiers():
+    tiers = {t.name: (t.daily_limit, t.max_resolution, t.is_default) for t in Tier.objects.all()}
+    assert tiers == {
+        "free": (5, "2K", True),
+        "premium": (50, "4K", False),
+        "enterprise": (None, "4K", False),
+    }
+
+
+def test_finishing_twice_charges_once():
+    user = UserFactory(tier=TierFactory(daily_limit=5))
+    generation = ask(user)
+    assert generations.finish(generation, Generation.Status.DELIVERED)
+    assert not generations.finish(generation, Generation.Status.FAILED)
+    usage = QuotaUsage.objects.get(user=user)
+    assert (usage.used, usage.reserved) == (1, 0)
+
+
+def test_stale_generations_give_their_quota_back(settings):
+    user = UserFactory()
+    generation = ask(user)
+    Generation.objects.filter(pk=generation.pk).update(created_at=timezone.now() - timedelta(hours=1))
+    assert generations.expire_stale() == 1
+    generation.refresh_from_db()
+    assert (generation.status, generation.error_code) == ("failed", "interrupted")
+    assert QuotaUsage.objects.get(user=user).reserved == 0

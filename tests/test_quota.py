@@ -1,0 +1,113 @@
+"""Quota is reserved before the paid call, committed on delivery, released on failure,
+and never oversold, even to simultaneous requests."""
+
+import threading
+from datetime import date
+
+import pytest
+from django.db import connection
+
+from accounts import quota
+from accounts.models import QuotaUsage
+from botcore import generations
+from botcore.models import Generation
+from tests.factories import TierFactory, UserFactory
+
+DAY = date(2026, 11, 28)
+
+
+def identity_of(user):
+    return generations.Identity(telegram_id=user.telegram_id, username=user.username, language_code="en")
+
+
+@pytest.mark.django_db
+def test_reserve_commit_release_keep_the_count():
+    user = UserFactory(tier=TierFactory(daily_limit=2))
+    assert quota.reserve(user, DAY)
+    assert quota.reserve(user, DAY)
+    assert not quota.reserve(user, DAY)  # both units are in flight
+    quota.release(user.pk, DAY)  # one failed
+    quota.commit(user.pk, DAY)  # one delivered
+    usage = QuotaUsage.objects.get(user=user, day=DAY)
+    assert (usage.used, usage.reserved) == (1, 0)
+    assert quota.reserve(user, DAY)
+    assert not quota.reserve(user, DAY)
+
+
+@pytest.mark.django_db
+def test_release_and_commit_never_go_below_zero():
+    user = UserFactory()
+    quota.reserve(user, DAY)
+    quota.release(user.pk, DAY)
+    quota.release(user.pk, DAY)
+    quota.commit(user.pk, DAY)
+    usage = QuotaUsage.objects.get(user=user, day=DAY)
+    assert (usage.used, usage.reserved) == (0, 0)
+
+
+@pytest.mark.django_db
+def test_unlimited_tier_is_never_refused():
+    user = UserFactory(tier=TierFactory(daily_limit=None))
+    assert all(quota.reserve(user, DAY) for _ in range(100))
+    assert quota.remaining(user, DAY) is None
+
+
+@pytest.mark.django_db
+def test_quota_day_follows_the_configured_time_zone(settings, monkeypatch):
+    settings.TIME_ZONE = "Asia/Taipei"
+    from datetime import datetime, timezone as tz
+
+    from django.utils import timezone
+
+    # 17:00 UTC is already 01:00 the next day in Taipei.
+    monkeypatch.setattr(timezone, "now", lambda: datetime(2026, 11, 28, 17, 0, tzinfo=tz.utc))
+    assert quota.today() == date(2026, 11, 29)
+
+
+def race(workers, work):
+    """Run `work` in `workers` threads released at the same instant; return their results."""
+    barrier = threading.Barrier(workers)
+    results = [None] * workers
+
+    def run(i):
+        try:
+            barrier.wait()
+            results[i] = work()
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(workers)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return results
+
+
+@pytest.mark.django_db(transaction=True)
+def test_simultaneous_reservations_never_take_more_than_the_limit():
+    user = UserFactory(tier=TierFactory(daily_limit=3))
+    granted = race(16, lambda: quota.reserve(user, DAY))
+    assert granted.count(True) == 3
+    assert QuotaUsage.objects.get(user=user, day=DAY).reserved == 3
+
+
+@pytest.mark.django_db(transaction=True)
+def test_simultaneous_requests_for_the_last_image_get_it_once():
+    tier = TierFactory(daily_limit=5, max_concurrent_jobs=50)
+    user = UserFactory(tier=tier)
+    for _ in range(4):
+        Generation.objects.create(
+            user=user, chat_id=1, prompt="earlier", status=Generation.Status.DELIVERED, quota_day=quota.today()
+        )
+    QuotaUsage.objects.create(user=user, day=quota.today(), used=4)
+
+    def ask():
+        try:
+            return generations.request(identity=identity_of(user), chat_id=user.telegram_id, prompt="a last cat")
+        except generations.Refusal as refusal:
+            return refusal.code
+
+    results = race(10, ask)
+    assert sum(isinstance(r, Generation) for r in results) == 1
+    assert results.count("quota") == 9
