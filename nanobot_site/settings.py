@@ -24,10 +24,12 @@ _FALSE = {"0", "false", "no", "off", ""}
 
 
 def _setting(name, cast=str, default=environ.Env.NOTSET):
+    if os.environ.get(name, "") == "":  # set but empty counts as unset, like a blank line in .env
+        if default is environ.Env.NOTSET:
+            raise ImproperlyConfigured(f"{name} is not set; add it to .env or the environment")
+        return default
     try:
-        return env.get_value(name, cast=cast, default=default)
-    except ImproperlyConfigured:
-        raise ImproperlyConfigured(f"{name} is not set; add it to .env or the environment") from None
+        return env.get_value(name, cast=cast)
     except (TypeError, ValueError) as exc:
         raise ImproperlyConfigured(f"{name} has an invalid value: {exc}") from None
 
@@ -142,7 +144,10 @@ STATIC_ROOT = BASE_DIR / "staticfiles"
 TELEGRAM_BOT_TOKEN = envstr("TELEGRAM_BOT_TOKEN", "")
 TELEGRAM_BASE_URL = envstr("TELEGRAM_BASE_URL", "https://api.telegram.org/bot")
 TELEGRAM_BASE_FILE_URL = envstr("TELEGRAM_BASE_FILE_URL", "https://api.telegram.org/file/bot")
-ADMIN_TELEGRAM_IDS = [int(i) for i in envlist("ADMIN_TELEGRAM_IDS", []) if i.lstrip("-").isdigit()]
+try:
+    ADMIN_TELEGRAM_IDS = [int(i) for i in envlist("ADMIN_TELEGRAM_IDS", [])]
+except ValueError:
+    raise ImproperlyConfigured("ADMIN_TELEGRAM_IDS must be Telegram user ids separated by commas") from None
 
 # Image provider.
 GEMINI_API_KEY = envstr("GEMINI_API_KEY", "")

@@ -1,0 +1,71 @@
+import asyncio
+
+import pytest
+from asgiref.sync import sync_to_async
+from django.db import connections
+
+from botcore.models import Generation
+from botcore.telegram.application import build_application
+from tests.fakes import FakeGemini, FakeTelegram
+
+BOT_TOKEN = "123456:TEST-token"
+GEMINI_KEY = "test-gemini-key"
+
+
+@pytest.fixture
+def tg():
+    with FakeTelegram(token=BOT_TOKEN) as fake:
+        yield fake
+
+
+@pytest.fixture
+def gemini():
+    with FakeGemini(api_key=GEMINI_KEY) as fake:
+        yield fake
+
+
+@pytest.fixture
+def bot_settings(settings, tg, gemini):
+    settings.TELEGRAM_BOT_TOKEN = BOT_TOKEN
+    settings.TELEGRAM_BASE_URL = tg.base_url
+    settings.TELEGRAM_BASE_FILE_URL = tg.base_file_url
+    settings.GEMINI_API_KEY = GEMINI_KEY
+    settings.GEMINI_BASE_URL = gemini.base_url
+    return settings
+
+
+@pytest.fixture
+async def bot(transactional_db, django_db_serialized_rollback, bot_settings):
+    """The real bot application long-polling the fake Bot API, started in run_polling's order."""
+    application = build_application()
+    await application.initialize()
+    await application.post_init(application)
+    await application.updater.start_polling(poll_interval=0, timeout=1)
+    await application.start()
+    try:
+        yield application
+    finally:
+        await application.updater.stop()
+        await application.stop()
+        await application.shutdown()
+        await application.post_shutdown(application)
+        # The ORM ran in sync_to_async's worker thread; close its connection there.
+        await sync_to_async(connections.close_all)()
+
+
+async def settled(count=1, timeout=10):
+    """Wait until `count` generations have reached a final status; return them, oldest first."""
+
+    def finished():
+        return list(
+            Generation.objects.exclude(status__in=Generation.OPEN).select_related("user").order_by("created_at", "pk")
+        )
+
+    deadline = asyncio.get_running_loop().time() + timeout
+    while True:
+        done = await sync_to_async(finished)()
+        if len(done) >= count:
+            return done
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError(f"only {len(done)} of {count} generations finished in {timeout}s")
+        await asyncio.sleep(0.02)

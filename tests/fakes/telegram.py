@@ -1,0 +1,589 @@
+"""A fake Telegram Bot API server for tests, spoken to by the real python-telegram-bot.
+
+Wire format as in the real API: PTB posts application/x-www-form-urlencoded (multipart/form-data
+when it uploads a file) where every non-string value is a JSON string; answers are
+{"ok": true, "result": ...} or {"ok": false, "error_code": N, "description": "..."}.
+The server runs in daemon threads; the test-side waits are async so the bot's loop keeps running.
+"""
+from __future__ import annotations
+
+import asyncio
+import copy
+import hashlib
+import html
+import io
+import json
+import mimetypes
+import re
+import threading
+import time
+import traceback
+from dataclasses import dataclass
+from email.parser import BytesHeaderParser
+from email.utils import collapse_rfc2231_value
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import parse_qsl, unquote, urlsplit
+
+from PIL import Image
+
+MB = 1024 * 1024
+PHOTO_SIDES = (90, 320, 800, 1280)  # thumbnails Telegram adds below the main size
+PHOTO_MAX_SIDE = 2560  # Telegram scales photos down to this long side
+# Free-text parameters stay strings; PTB JSON-encodes every other non-string value.
+TEXT_PARAMS = {"text", "caption", "parse_mode", "action", "photo", "document", "file_id", "url",
+               "callback_query_id"}
+DEFAULT_ERRORS = {400: "Bad Request: chat not found", 401: "Unauthorized",
+                  403: "Forbidden: bot was blocked by the user", 404: "Not Found",
+                  409: "Conflict: terminated by other getUpdates request", 500: "Internal Server Error"}
+HTML_TAGS = {"b", "strong", "i", "em", "u", "ins", "s", "strike", "del", "span", "tg-spoiler",
+             "a", "tg-emoji", "code", "pre", "blockquote"}
+NOT_MODIFIED = ("message is not modified: specified new message content and reply markup are "
+                "exactly the same as a current content and reply markup of the message")
+
+
+@dataclass
+class UploadedFile:
+    data: bytes
+    filename: str | None
+    content_type: str | None
+
+
+@dataclass
+class Call:
+    method: str  # canonical spelling, e.g. "sendPhoto"
+    params: dict  # JSON-decoded values: chat_id is an int, reply_markup a dict
+    files: dict[str, UploadedFile]
+    at: float  # time.monotonic() on arrival
+    status: int | None = None  # HTTP status answered; None while still running (long poll)
+
+
+class ApiError(Exception):
+    def __init__(self, status: int, description: str, retry_after: int | None = None):
+        super().__init__(description)
+        self.status = status
+        self.body = {"ok": False, "error_code": status, "description": description}
+        if retry_after is not None:
+            self.body["parameters"] = {"retry_after": retry_after}
+
+
+def _bad(description: str) -> ApiError:
+    return ApiError(400, f"Bad Request: {description}")
+
+
+def _utf16_len(text: str) -> int:
+    return len(text.encode("utf-16-le")) // 2  # Telegram measures text in UTF-16 code units
+
+
+def _render_html(text: str) -> str:
+    """Reject HTML the server would reject (unknown/unbalanced tags); return the visible text."""
+    stack = []
+    for m in re.finditer(r"<(/?)([\w-]*)[^<>]*>|<", text):
+        name, where = (m[2] or "").lower(), f"at byte offset {len(text[:m.start()].encode())}"
+        if name not in HTML_TAGS:
+            raise _bad(f'can\'t parse entities: Unsupported start tag "{name}" {where}')
+        if not m[1]:
+            stack.append(name)
+        elif not stack or stack.pop() != name:
+            raise _bad(f"can't parse entities: Unmatched end tag {where}")
+    if stack:
+        raise _bad(f'can\'t parse entities: Can\'t find end tag corresponding to start tag "{stack[-1]}"')
+    return html.unescape(re.sub(r"<[^<>]*>", "", text))
+
+
+_photo_cache: dict[str, list[tuple[int, int, bytes]]] = {}
+
+
+def _render_photo(data: bytes) -> list[tuple[int, int, bytes]]:
+    """Telegram re-encodes a photo as JPEGs of several sizes; cached by content hash."""
+    key = hashlib.sha1(data).hexdigest()
+    if key not in _photo_cache:
+        image = Image.open(io.BytesIO(data)).convert("RGB")
+        long_side = max(image.size)
+        renders = []
+        for side in [min(long_side, PHOTO_MAX_SIDE)] + [s for s in PHOTO_SIDES[::-1] if s < long_side]:
+            image.thumbnail((side, side))  # shrink step by step: cheaper than from the original
+            buf = io.BytesIO()
+            image.save(buf, "JPEG", quality=87)
+            renders.insert(0, (image.width, image.height, buf.getvalue()))
+        _photo_cache[key] = renders
+    return _photo_cache[key]
+
+
+def _parse_multipart(body: bytes, boundary: str) -> tuple[dict[str, str], dict[str, UploadedFile]]:
+    # Split on the boundary by hand: fast and byte-exact for large binary parts.
+    fields, files = {}, {}
+    for part in body.split(b"--" + boundary.encode())[1:]:
+        if part.startswith(b"--"):
+            break  # closing delimiter
+        head, _, content = part.partition(b"\r\n\r\n")
+        content = content.removesuffix(b"\r\n")
+        headers = BytesHeaderParser().parsebytes(head.strip() + b"\r\n\r\n")
+        name = collapse_rfc2231_value(headers.get_param("name", header="content-disposition"))
+        if headers.get_filename() is None:
+            fields[name] = content.decode()
+        else:
+            files[name] = UploadedFile(content, headers.get_filename(), headers.get("Content-Type"))
+    return fields, files
+
+
+def _decode_form(raw: dict[str, str]) -> dict:
+    params = {}
+    for key, value in raw.items():
+        try:
+            params[key] = value if key in TEXT_PARAMS else json.loads(value)
+        except ValueError:
+            params[key] = value  # e.g. chat_id="@channel"
+    return params
+
+
+def _send(handler: BaseHTTPRequestHandler, status: int, body: bytes, ctype: str) -> None:
+    try:
+        handler.send_response(status)
+        handler.send_header("Content-Type", ctype)
+        handler.send_header("Content-Length", str(len(body)))
+        handler.end_headers()
+        handler.wfile.write(body)
+    except (BrokenPipeError, ConnectionResetError):
+        pass  # the client gave up, e.g. PTB cancelled a long poll on shutdown
+
+
+class _Handler(BaseHTTPRequestHandler):
+    # HTTP/1.0 (the default): one connection per request, so no idle keep-alive threads linger.
+    def do_POST(self):
+        self.server.fake._handle(self)
+
+    do_GET = do_POST
+
+    def log_message(self, *args):
+        pass  # keep test output clean
+
+
+class FakeTelegram:
+    def __init__(self, token: str = "123:ABC"):
+        self.token = token
+        self.bot_user = {"id": int(token.split(":")[0]), "is_bot": True, "first_name": "NanoBot",
+                         "username": "nanobot_test_bot", "can_join_groups": True,
+                         "can_read_all_group_messages": False, "supports_inline_queries": False,
+                         "can_connect_to_business": False, "has_main_web_app": False}
+        self.calls: list[Call] = []
+        self._cond = threading.Condition(threading.RLock())  # guards all state below
+        self._updates: list[dict] = []
+        self._next_update_id = 1
+        self._chats: dict[int, dict] = {}  # chat_id -> Chat
+        self._messages: dict[int, dict[int, dict]] = {}  # chat_id -> message_id -> visible message
+        self._last_id: dict[int, int] = {}  # chat_id -> last message_id (ids never repeat)
+        self._content: dict[tuple[int, int], tuple] = {}  # what "message is not modified" compares
+        self._files: dict[str, dict] = {}  # file_id -> {"data", "info", and "photo" or "document"}
+        self._failures: dict[str, list[ApiError]] = {}
+        self._commands: dict[str, list] = {}
+        self._stopping = False
+        self._methods = {n[3:].lower(): n[3:] for n in dir(self) if n.startswith("_m_")}
+        self._server: ThreadingHTTPServer | None = None
+
+    def start(self) -> FakeTelegram:
+        self._stopping = False
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
+        self._server.daemon_threads = True
+        self._server.block_on_close = False  # teardown never waits for a long poll
+        self._server.fake = self
+        threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05},
+                         daemon=True).start()
+        port = self._server.server_address[1]
+        self.base_url = f"http://127.0.0.1:{port}/bot"
+        self.base_file_url = f"http://127.0.0.1:{port}/file/bot"
+        return self
+
+    def stop(self) -> None:
+        with self._cond:
+            self._stopping = True
+            self._cond.notify_all()  # long polls answer [] at once
+        if self._server:
+            self._server.shutdown()
+            self._server.server_close()
+            self._server = None
+
+    def __enter__(self) -> FakeTelegram:
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+    # ----- test-side API -----
+    def push_update(self, update: dict) -> dict:
+        with self._cond:
+            update.setdefault("update_id", self._next_update_id)
+            self._next_update_id = max(self._next_update_id, update["update_id"]) + 1
+            if message := update.get("message"):  # keep it visible in the chat
+                chat_id, message_id = message["chat"]["id"], message["message_id"]
+                self._chats.setdefault(chat_id, message["chat"])
+                self._messages.setdefault(chat_id, {})[message_id] = message
+                self._last_id[chat_id] = max(self._last_id.get(chat_id, 0), message_id)
+            self._updates.append(update)
+            self._cond.notify_all()  # wake a waiting getUpdates
+            return copy.deepcopy(update)
+
+    def push_text(self, user_id: int, text: str, **kw) -> dict:
+        content = {"text": text}
+        if text.startswith("/"):  # CommandHandler needs the bot_command entity
+            content["entities"] = [{"type": "bot_command", "offset": 0,
+                                    "length": _utf16_len(text.split()[0])}]
+        return self._push_user_message(user_id, content, **kw)
+
+    def push_photo(self, user_id: int, file_bytes: bytes, caption: str | None = None,
+                   media_group_id: str | None = None, **kw) -> dict:
+        with self._cond:
+            content = {"photo": self._store_photo(file_bytes), "caption": caption,
+                       "media_group_id": media_group_id}
+        return self._push_user_message(user_id, content, **kw)
+
+    def push_document(self, user_id: int, file_bytes: bytes, file_name: str = "image.png",
+                      mime_type: str | None = None, caption: str | None = None, **kw) -> dict:
+        with self._cond:
+            document = self._store_document(UploadedFile(file_bytes, file_name, mime_type))
+        return self._push_user_message(user_id, {"document": document, "caption": caption}, **kw)
+
+    def add_file(self, data: bytes, file_path_prefix: str = "documents", ext: str = "bin") -> str:
+        """Register downloadable bytes (getFile + GET /file/...); returns the file_id."""
+        with self._cond:
+            return self._store_file(data, file_path_prefix, ext)["file_id"]
+
+    def fail_next(self, method: str, status: int = 400, description: str | None = None,
+                  retry_after: int | None = None, times: int = 1) -> None:
+        """The next `times` calls of `method` answer this error instead."""
+        if status == 429:
+            retry_after = retry_after or 1
+            description = description or f"Too Many Requests: retry after {retry_after}"
+        error = ApiError(status, description or DEFAULT_ERRORS.get(status, "Error"), retry_after)
+        with self._cond:
+            self._failures.setdefault(method.lower(), []).extend([error] * times)
+
+    def calls_of(self, method: str) -> list[Call]:
+        with self._cond:
+            return [c for c in self.calls if c.method.lower() == method.lower()]
+
+    def chat(self, chat_id: int) -> list[dict]:
+        """Messages currently visible in the chat, oldest first, edits applied."""
+        with self._cond:
+            return copy.deepcopy(list(self._messages.get(chat_id, {}).values()))
+
+    async def wait_for(self, predicate, timeout: float = 10, what: str = "condition"):
+        """Poll predicate(self) without blocking the event loop; returns its truthy result."""
+        deadline = time.monotonic() + timeout
+        while not (result := predicate(self)):
+            if time.monotonic() > deadline:
+                with self._cond:
+                    calls = "\n".join(f"  {c.method} {json.dumps(c.params, ensure_ascii=False)[:200]}"
+                                      f" files={list(c.files)} -> {c.status}" for c in self.calls[-15:])
+                raise AssertionError(f"timed out after {timeout}s waiting for {what}; "
+                                     f"last calls:\n{calls or '  (none)'}")
+            await asyncio.sleep(0.02)
+        return result
+
+    async def wait_for_call(self, method: str, count: int = 1, timeout: float = 10) -> list[Call]:
+        def enough(tg):
+            calls = tg.calls_of(method)
+            return calls if len(calls) >= count else None
+
+        return await self.wait_for(enough, timeout, what=f"{count} x {method}")
+
+    # ----- HTTP plumbing -----
+    def _handle(self, handler: BaseHTTPRequestHandler) -> None:
+        url = urlsplit(handler.path)
+        path = unquote(url.path)  # PTB percent-encodes file URLs (the token's ":" is %3A)
+        try:
+            if path.startswith("/file/bot"):
+                return self._serve_file(handler, path)
+            body = handler.rfile.read(int(handler.headers.get("Content-Length") or 0))
+            match = re.fullmatch(r"/bot([^/]+)/(\w+)", path)
+            if not match:
+                raise ApiError(404, "Not Found")
+            if match[1] != self.token:
+                raise ApiError(401, "Unauthorized")
+            params, files = self._parse_request(handler, url.query, body)
+            status, answer = 200, {"ok": True, "result": self._api_call(match[2], params, files)}
+        except ApiError as error:
+            status, answer = error.status, error.body
+        except Exception:  # a bug in the fake: show it rather than let the test hang
+            traceback.print_exc()
+            status, answer = 500, {"ok": False, "error_code": 500, "description": "fake crashed"}
+        _send(handler, status, json.dumps(answer, ensure_ascii=False).encode(), "application/json")
+
+    def _parse_request(self, handler, query: str, body: bytes) -> tuple[dict, dict]:
+        params, files = _decode_form(dict(parse_qsl(query))), {}
+        ctype = handler.headers.get_content_type()
+        if ctype == "application/json" and body:
+            params.update(json.loads(body))
+        elif ctype == "application/x-www-form-urlencoded":
+            params.update(_decode_form(dict(parse_qsl(body.decode(), keep_blank_values=True))))
+        elif ctype == "multipart/form-data":
+            fields, files = _parse_multipart(body, handler.headers.get_param("boundary"))
+            params.update(_decode_form(fields))
+        return params, files
+
+    def _api_call(self, name: str, params: dict, files: dict):
+        method = self._methods.get(name.lower())  # method names are case-insensitive
+        if method is None:
+            raise ApiError(404, "Not Found")
+        call = Call(method, params, files, time.monotonic())
+        with self._cond:
+            self.calls.append(call)
+            try:
+                if failures := self._failures.get(method.lower()):
+                    raise failures.pop(0)
+                result = copy.deepcopy(getattr(self, "_m_" + method)(params, files))
+                call.status = 200
+                return result
+            except ApiError as error:
+                call.status = error.status
+                raise
+
+    def _serve_file(self, handler, path: str) -> None:
+        file_path = path.removeprefix(f"/file/bot{self.token}/")
+        with self._cond:
+            data = next((f["data"] for f in self._files.values()
+                         if f["info"]["file_path"] == file_path), None)
+        if data is None:
+            answer = {"ok": False, "error_code": 404, "description": "Not Found"}
+            return _send(handler, 404, json.dumps(answer).encode(), "application/json")
+        _send(handler, 200, data, "application/octet-stream")
+
+    # ----- state helpers (the lock is held, or taken: it is re-entrant) -----
+    def _push_user_message(self, user_id: int, content: dict, *, chat_id: int | None = None,
+                           username: str | None = "alice", first_name: str = "Alice",
+                           language_code: str | None = "en",
+                           reply_to_message_id: int | None = None) -> dict:
+        user = {"id": user_id, "is_bot": False, "first_name": first_name,
+                "username": username, "language_code": language_code}
+        chat_id = user_id if chat_id is None else chat_id
+        chat = ({"id": chat_id, "first_name": first_name, "username": username, "type": "private"}
+                if chat_id == user_id else {"id": chat_id, "title": "Test group", "type": "group"})
+        with self._cond:
+            self._chats[chat_id] = {k: v for k, v in chat.items() if v is not None}
+            user = {k: v for k, v in user.items() if v is not None}
+            content = {k: v for k, v in content.items() if v is not None}
+            message = self._new_message(chat_id, user, content, reply_to_message_id)
+            return self.push_update({"message": message})
+
+    def _new_message(self, chat_id: int, sender: dict, content: dict, reply_to: int | None) -> dict:
+        chat = self._chats.setdefault(chat_id, {"id": chat_id, "first_name": "User", "type": "private"})
+        visible = self._messages.setdefault(chat_id, {})
+        if reply_to is not None and reply_to not in visible:
+            raise _bad("message to be replied not found")
+        message_id = self._last_id[chat_id] = self._last_id.get(chat_id, 0) + 1  # numbered per chat
+        message = {"message_id": message_id, "from": sender, "chat": dict(chat),
+                   "date": int(time.time()), **content}
+        if reply_to is not None:  # Telegram nests the replied-to message one level deep only
+            message["reply_to_message"] = {k: v for k, v in visible[reply_to].items()
+                                           if k != "reply_to_message"}
+        visible[message_id] = message
+        return message
+
+    def _store_file(self, data: bytes, prefix: str, ext: str) -> dict:
+        n = len(self._files) + 1
+        digest = hashlib.sha1(data).hexdigest()[:16]
+        info = {"file_id": f"{prefix[:3].upper()}{n}-{digest}", "file_unique_id": f"U{digest}",
+                "file_size": len(data), "file_path": f"{prefix}/file_{n}.{ext}"}
+        self._files[info["file_id"]] = {"data": data, "info": info}
+        return info
+
+    def _store_photo(self, data: bytes) -> list[dict]:
+        sizes = []
+        for width, height, jpeg in _render_photo(data):
+            info = self._store_file(jpeg, "photos", "jpg")
+            sizes.append({k: info[k] for k in ("file_id", "file_unique_id", "file_size")}
+                         | {"width": width, "height": height})
+        for size in sizes:  # re-sending any size by file_id reproduces the whole photo
+            self._files[size["file_id"]]["photo"] = sizes
+        return sizes
+
+    def _store_document(self, upload: UploadedFile) -> dict:
+        name = upload.filename or "document"
+        mime = upload.content_type
+        if mime in (None, "application/octet-stream"):
+            mime = mimetypes.guess_type(name)[0] or "application/octet-stream"
+        info = self._store_file(upload.data, "documents", name.rpartition(".")[2] if "." in name else "bin")
+        document = {"file_name": name, "mime_type": mime,
+                    **{k: info[k] for k in ("file_id", "file_unique_id", "file_size")}}
+        self._files[info["file_id"]]["document"] = document
+        return document
+
+    def _chat_id(self, params: dict) -> int:
+        if params.get("chat_id") in (None, ""):
+            raise _bad("chat_id is empty")
+        try:
+            return int(params["chat_id"])
+        except (TypeError, ValueError):
+            raise _bad("chat not found") from None  # "@username" chats are not modelled
+
+    def _input_file(self, params: dict, files: dict, key: str) -> UploadedFile | dict:
+        """The upload for `key`, or the stored entry of a file_id sent again."""
+        value = params.get(key)
+        if isinstance(value, str) and value.startswith("attach://"):
+            value, key = None, value.removeprefix("attach://")
+        if key in files:
+            return files[key]
+        if not value:
+            raise _bad(f"there is no {key} in the request")
+        if value not in self._files:  # also URLs: the fake never downloads anything
+            raise _bad("wrong file identifier/HTTP URL specified")
+        return self._files[value]
+
+    def _text(self, params: dict, key: str) -> str | None:
+        raw = params.get(key)
+        if raw is None:
+            return None
+        text = _render_html(str(raw)) if str(params.get("parse_mode")).lower() == "html" else str(raw)
+        if key == "text" and not text.strip():
+            raise _bad("message text is empty")
+        if _utf16_len(text) > (4096 if key == "text" else 1024):
+            raise _bad("message is too long" if key == "text" else "message caption is too long")
+        return text
+
+    def _signature(self, params: dict, key: str, text: str | None) -> tuple:
+        # Same visible text, same formatted source, same keyboard => "message is not modified".
+        source = params.get(key) if params.get("parse_mode") else None
+        return text, source, json.dumps(params.get("reply_markup") or None)
+
+    def _bot_message(self, params: dict, content: dict, key: str) -> dict:
+        chat_id = self._chat_id(params)
+        reply_to = (params.get("reply_parameters") or {}).get("message_id",
+                                                              params.get("reply_to_message_id"))
+        if "inline_keyboard" in (params.get("reply_markup") or {}):
+            content["reply_markup"] = params["reply_markup"]
+        sender = {k: self.bot_user[k] for k in ("id", "is_bot", "first_name", "username")}
+        message = self._new_message(chat_id, sender, content, reply_to)
+        self._content[(chat_id, message["message_id"])] = self._signature(params, key, content.get(key))
+        return message
+
+    def _find(self, params: dict, verb: str) -> dict:
+        chat_id = self._chat_id(params)
+        try:
+            message = self._messages.get(chat_id, {}).get(int(params.get("message_id")))
+        except (TypeError, ValueError):
+            raise _bad("message identifier is not specified") from None
+        if message is None:
+            raise _bad(f"message to {verb} not found")
+        if verb == "edit" and message["from"]["id"] != self.bot_user["id"]:
+            raise _bad("message can't be edited")
+        return message
+
+    def _edit(self, params: dict, message: dict, key: str, text: str | None,
+              signature: tuple | None = None) -> dict:
+        where = (message["chat"]["id"], message["message_id"])
+        signature = signature or self._signature(params, key, text)
+        if signature == self._content.get(where):
+            raise _bad(NOT_MODIFIED)
+        self._content[where] = signature
+        # An edit without reply_markup removes the inline keyboard, as on the real server.
+        for field, value in ((key, text), ("reply_markup", params.get("reply_markup"))):
+            if value:
+                message[field] = value
+            else:
+                message.pop(field, None)
+        message["edit_date"] = int(time.time())
+        return message
+
+    # ----- Bot API methods: _m_<methodName>(params, files) -> result -----
+    def _m_getMe(self, p, f):
+        return self.bot_user
+
+    def _m_deleteWebhook(self, p, f):
+        if p.get("drop_pending_updates"):
+            self._updates.clear()
+        return True
+
+    def _m_setMyCommands(self, p, f):
+        self._commands[json.dumps([p.get("scope"), p.get("language_code")])] = p.get("commands", [])
+        return True
+
+    def _m_getMyCommands(self, p, f):
+        return self._commands.get(json.dumps([p.get("scope"), p.get("language_code")]), [])
+
+    def _m_answerCallbackQuery(self, p, f):
+        return True
+
+    def _m_sendChatAction(self, p, f):
+        self._chat_id(p)
+        return True
+
+    def _m_getUpdates(self, p, f):
+        offset, limit = p.get("offset"), min(int(p.get("limit") or 100), 100)
+        deadline = time.monotonic() + float(p.get("timeout") or 0)
+        while True:
+            if offset is not None and offset < 0:  # only the last -offset updates are kept
+                del self._updates[:offset]
+            elif offset is not None:  # updates below offset are confirmed: forget them
+                self._updates[:] = [u for u in self._updates if u["update_id"] >= offset]
+            remaining = deadline - time.monotonic()
+            if self._updates or self._stopping or remaining <= 0:
+                return self._updates[:limit]
+            self._cond.wait(remaining)  # push_update() and stop() notify
+
+    def _m_sendMessage(self, p, f):
+        if p.get("text") is None:
+            raise _bad("message text is empty")
+        return self._bot_message(p, {"text": self._text(p, "text")}, "text")
+
+    def _m_sendPhoto(self, p, f):
+        source = self._input_file(p, f, "photo")
+        if isinstance(source, UploadedFile):
+            if len(source.data) > 10 * MB:
+                raise _bad("file is too big")
+            try:
+                width, height = Image.open(io.BytesIO(source.data)).size
+            except Exception:
+                raise _bad("IMAGE_PROCESS_FAILED") from None
+            if width + height > 10000 or max(width, height) > 20 * min(width, height):
+                raise _bad("PHOTO_INVALID_DIMENSIONS")
+            source = {"photo": self._store_photo(source.data)}
+        if "photo" not in source:
+            raise _bad("type of file mismatch")
+        caption = self._text(p, "caption")
+        return self._bot_message(p, {"photo": source["photo"], **({"caption": caption} if caption else {})},
+                                 "caption")
+
+    def _m_sendDocument(self, p, f):
+        source = self._input_file(p, f, "document")
+        if isinstance(source, UploadedFile):
+            if len(source.data) > 50 * MB:  # the real server refuses bigger uploads with a 413
+                raise ApiError(413, "Request Entity Too Large")
+            source = {"document": self._store_document(source)}
+        if "document" not in source:
+            raise _bad("type of file mismatch")
+        caption = self._text(p, "caption")
+        return self._bot_message(p, {"document": source["document"],
+                                     **({"caption": caption} if caption else {})}, "caption")
+
+    def _m_editMessageText(self, p, f):
+        message = self._find(p, "edit")
+        if "text" not in message:
+            raise _bad("there is no text in the message to edit")
+        if p.get("text") is None:
+            raise _bad("message text is empty")
+        return self._edit(p, message, "text", self._text(p, "text"))
+
+    def _m_editMessageCaption(self, p, f):
+        message = self._find(p, "edit")
+        if "text" in message:
+            raise _bad("there is no caption in the message to edit")
+        return self._edit(p, message, "caption", self._text(p, "caption"))
+
+    def _m_editMessageReplyMarkup(self, p, f):
+        message = self._find(p, "edit")
+        key = "text" if "text" in message else "caption"
+        text, source, _ = self._content.get((message["chat"]["id"], message["message_id"]), (None,) * 3)
+        signature = (text, source, json.dumps(p.get("reply_markup") or None))  # only the keyboard changes
+        return self._edit(p, message, key, message.get(key), signature)
+
+    def _m_deleteMessage(self, p, f):
+        message = self._find(p, "delete")
+        del self._messages[message["chat"]["id"]][message["message_id"]]
+        return True
+
+    def _m_getFile(self, p, f):
+        entry = self._files.get(p.get("file_id"))
+        if entry is None:
+            raise _bad("invalid file_id")
+        if entry["info"]["file_size"] > 20 * MB:  # bots may only download up to 20 MB
+            raise _bad("file is too big")
+        return entry["info"]
