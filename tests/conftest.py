@@ -25,12 +25,16 @@ def gemini():
 
 
 @pytest.fixture
-def bot_settings(settings, tg, gemini):
+def bot_settings(request, settings, tg, gemini):
+    """Point the bot at the fakes; `@pytest.mark.bot_settings(NAME=value)` changes more before it starts."""
     settings.TELEGRAM_BOT_TOKEN = BOT_TOKEN
     settings.TELEGRAM_BASE_URL = tg.base_url
     settings.TELEGRAM_BASE_FILE_URL = tg.base_file_url
     settings.GEMINI_API_KEY = GEMINI_KEY
     settings.GEMINI_BASE_URL = gemini.base_url
+    for marker in request.node.iter_markers("bot_settings"):
+        for name, value in marker.kwargs.items():
+            setattr(settings, name, value)
     return settings
 
 

@@ -44,7 +44,7 @@ async def test_prompt_is_answered_with_a_photo_charged_and_logged(bot, tg, gemin
     assert asked.prompt == "a red fox reading a <book>"
     assert asked.body["generationConfig"]["imageConfig"] == {"aspectRatio": "1:1", "imageSize": "2K"}
     assert any(c.params.get("action") == "upload_photo" for c in tg.calls_of("sendChatAction"))
-    assert not any("Creating your image" in text for text in texts_in(tg, ALICE))  # status message removed
+    await tg.wait_for(lambda t: not any("Creating your image" in text for text in texts_in(t, ALICE)))
 
 
 async def test_start_registers_the_user_and_shows_their_quota(bot, tg):

@@ -1,0 +1,114 @@
+"""Every way a generation can fail ends with one clear message, the quota given back,
+and nothing left saying "Creating your image…"."""
+
+from decimal import Decimal
+
+import pytest
+from asgiref.sync import sync_to_async
+
+from accounts.models import Ban, BannedKeyword, TelegramUser, Tier
+from tests.conftest import settled
+from tests.test_bot_generation import ALICE, texts_in, usage_of
+
+
+async def fails_with(tg, generation_count=1):
+    [generation] = await settled(generation_count)
+    await tg.wait_for(lambda t: "Nothing was charged" in texts_in(t, ALICE)[-1], what="the failure message")
+    chat = texts_in(tg, ALICE)
+    assert not any("Creating your image" in text for text in chat), chat
+    assert await sync_to_async(usage_of)(ALICE) == (0, 0)
+    assert tg.calls_of("sendPhoto") == []
+    return generation, chat[-1]
+
+
+@pytest.mark.parametrize(
+    "answers, code, words",
+    [
+        ([("finish", {"finish_reason": "IMAGE_SAFETY"})], "safety", "declined this request for safety reasons"),
+        ([("prompt_blocked", {"block_reason": "PROHIBITED_CONTENT"})], "safety", "for safety reasons"),
+        ([("text_only", {"text": "I can't draw that."})], "no_image", "without a usable image"),
+        ([("http_error", {"status": 400, "message": "Invalid argument"})], "bad_request", "couldn't process"),
+        ([("http_error", {"status": 429})] * 3, "rate_limited", "very busy"),
+        ([("http_error", {"status": 503})] * 3, "unavailable", "unavailable right now"),
+        ([("garbage", {})] * 3, "unavailable", "unavailable right now"),
+    ],
+)
+async def test_upstream_failure_is_explained_and_not_charged(bot, tg, gemini, answers, code, words):
+    for kind, params in answers:
+        gemini.enqueue(kind, **params)
+    tg.push_text(ALICE, "a dragon over a city")
+
+    generation, last_message = await fails_with(tg)
+
+    assert (generation.status, generation.error_code) == ("failed", code)
+    assert words in last_message and "Nothing was charged" in last_message
+    assert generation.cost_usd == 0
+    assert len(gemini.requests) == len(answers)  # transient errors were retried, permanent ones weren't
+
+
+@pytest.mark.bot_settings(PROVIDER_TIMEOUT_SECONDS=0.3)
+async def test_slow_upstream_times_out(bot, tg, gemini):
+    gemini.enqueue("delay", seconds=3)
+    tg.push_text(ALICE, "a very slow picture")
+    generation, last_message = await fails_with(tg)
+    assert generation.error_code == "timeout"
+    assert "took too long" in last_message
+
+
+async def test_transient_error_then_success_delivers_once(bot, tg, gemini):
+    gemini.enqueue("http_error", status=503)
+    tg.push_text(ALICE, "a lighthouse")
+    [generation] = await settled(1)
+    assert generation.status == "delivered"
+    assert len(gemini.requests) == 2
+    assert await sync_to_async(usage_of)(ALICE) == (1, 0)
+
+
+@pytest.mark.bot_settings(GEMINI_API_KEY="revoked", ADMIN_TELEGRAM_IDS=[9000])
+async def test_rejected_api_key_tells_the_admins_not_the_user(bot, tg, gemini):
+    tg.push_text(ALICE, "a harbour at night")
+
+    generation, last_message = await fails_with(tg)
+
+    assert generation.error_code == "operator"
+    assert "operators have been told" in last_message and "403" not in last_message
+    [alert] = [c for c in tg.calls_of("sendMessage") if c.params["chat_id"] == 9000]
+    assert "rejected our credentials" in alert.params["text"]
+
+
+async def test_telegram_refusing_the_photo_releases_the_quota_but_logs_the_cost(bot, tg, gemini):
+    tg.fail_next("sendPhoto", 400, "Bad Request: PHOTO_INVALID_DIMENSIONS")
+    tg.push_text(ALICE, "a tall tower")
+    [generation] = await settled(1)
+    assert (generation.status, generation.error_code) == ("failed", "delivery")
+    assert generation.cost_usd == Decimal("0.134")  # the image API was paid even though the user got nothing
+    assert await sync_to_async(usage_of)(ALICE) == (0, 0)
+    await tg.wait_for(lambda t: "couldn't be sent to you" in texts_in(t, ALICE)[-1], what="the failure message")
+
+
+async def test_banned_word_is_refused_without_calling_the_image_api(bot, tg, gemini):
+    await BannedKeyword.objects.acreate(phrase="forbidden thing")
+    tg.push_text(ALICE, "draw a FORBIDDEN   thing")
+    [reply] = await tg.wait_for_call("sendMessage")
+    assert "contains something we don't allow" in reply.params["text"]
+    assert gemini.requests == []
+    [generation] = await settled(1)
+    assert generation.status == "refused"
+
+
+async def test_banned_user_is_told_why_with_their_text_escaped(bot, tg, gemini):
+    free = await Tier.objects.aget(name="free")
+    user = await TelegramUser.objects.acreate(telegram_id=ALICE, tier=free)
+    await Ban.objects.acreate(user=user, reason="posting <spam> & scams")
+    tg.push_text(ALICE, "a nice picture")
+    [reply] = await tg.wait_for_call("sendMessage")
+    assert "posting &lt;spam&gt; &amp; scams" in reply.params["text"]
+    assert texts_in(tg, ALICE)[-1] == "You can't generate images: posting <spam> & scams"
+    assert gemini.requests == []
+
+
+async def test_command_without_a_prompt_explains_how_to_use_it(bot, tg, gemini):
+    tg.push_text(ALICE, "/generate")
+    [reply] = await tg.wait_for_call("sendMessage")
+    assert "/generate a lighthouse at dawn" in texts_in(tg, ALICE)[-1]
+    assert gemini.requests == []
