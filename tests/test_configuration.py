@@ -1,0 +1,45 @@
+"""A missing or malformed setting stops start-up with one line that names it."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from django.core.management import CommandError, call_command
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def manage(*args, **env):
+    environment = {k: v for k, v in os.environ.items() if k not in ("SECRET_KEY", "DJANGO_SETTINGS_MODULE")}
+    environment.update(NANOBOT_ENV_FILE="", **env)
+    return subprocess.run(
+        [sys.executable, "manage.py", *args], cwd=ROOT, env=environment, capture_output=True, text=True, timeout=60
+    )
+
+
+@pytest.mark.parametrize(
+    "env, named",
+    [
+        ({}, "SECRET_KEY is not set"),
+        ({"SECRET_KEY": "x", "DEBUG": "maybe"}, "DEBUG must be true or false"),
+        ({"SECRET_KEY": "x", "PROVIDER_MAX_RETRIES": "two"}, "PROVIDER_MAX_RETRIES has an invalid value"),
+        ({"SECRET_KEY": "x", "DATABASE_URL": "nosuchdb://x"}, "DATABASE_URL must start with"),
+        ({"SECRET_KEY": "x", "ADMIN_TELEGRAM_IDS": "12,bob"}, "ADMIN_TELEGRAM_IDS must be Telegram user ids"),
+    ],
+)
+def test_bad_configuration_is_one_clear_line(env, named):
+    result = manage("check", **env)
+    [line] = result.stderr.strip().splitlines()
+    assert result.returncode != 0
+    assert line.startswith("nanobot: configuration error:") and named in line
+
+
+@pytest.mark.parametrize("missing", ["TELEGRAM_BOT_TOKEN", "GEMINI_API_KEY"])
+def test_runbot_says_what_to_set(settings, missing):
+    settings.TELEGRAM_BOT_TOKEN = "123:abc"
+    settings.GEMINI_API_KEY = "key"
+    setattr(settings, missing, "")
+    with pytest.raises(CommandError, match=f"{missing} is not set"):
+        call_command("runbot")

@@ -1,0 +1,38 @@
+import pytest
+from django.contrib.auth import get_user_model
+from django.core.management import call_command
+
+from botcore.models import Generation
+from tests.factories import UserFactory
+
+pytestmark = pytest.mark.django_db
+
+
+def test_anonymous_visitor_is_sent_to_sign_in(client):
+    response = client.get("/")
+    assert response.status_code == 302 and response.url.startswith("/login/?next=/")
+
+
+def test_signed_in_non_staff_is_forbidden(client):
+    client.force_login(get_user_model().objects.create_user("visitor", password="x"))
+    assert client.get("/").status_code == 403
+
+
+def test_staff_sees_todays_figures_with_user_text_escaped(admin_client):
+    user = UserFactory(username="mallory")
+    Generation.objects.create(user=user, chat_id=1, prompt="<script>alert(1)</script>", status="delivered",
+                              cost_usd="0.134")
+    Generation.objects.create(user=user, chat_id=1, prompt="a cat", status="failed", error_code="safety")
+    page = admin_client.get("/").content.decode()
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page and "<script>alert" not in page
+    assert "$0.13" in page and "(safety)" in page
+
+
+def test_staff_signs_in_with_the_account_made_on_first_run(client, capsys):
+    call_command("ensure_staff")
+    password = capsys.readouterr().out.split("password: ")[1].split()[0]
+    response = client.post("/login/", {"username": "admin", "password": password}, follow=True)
+    assert response.status_code == 200 and b"Latest generations" in response.content
+    call_command("ensure_staff")
+    assert "Sign in at" in capsys.readouterr().out
+    assert get_user_model().objects.count() == 1
