@@ -177,6 +177,7 @@ STALE_GENERATION_SECONDS = envint("STALE_GENERATION_SECONDS", 900)
 
 # Jobs run in a Celery worker when a broker is configured, else inside the bot process.
 CELERY_BROKER_URL = envstr("CELERY_BROKER_URL", "")
+CELERY_TASK_DEFAULT_QUEUE = envstr("CELERY_QUEUE", "nanobot")
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
