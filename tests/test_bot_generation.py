@@ -97,3 +97,9 @@ async def test_ten_users_at_once_are_served_concurrently(bot, tg, gemini):
     assert [g.status for g in done] == ["delivered"] * 10
     assert gemini.max_in_flight == 10  # all ten were upstream at the same time, none waited for another
     assert len(tg.calls_of("sendPhoto")) == 10
+
+
+async def test_user_writing_in_chinese_is_answered_in_traditional_chinese(bot, tg):
+    tg.push_text(ALICE, "/quota", language_code="zh-hant")
+    [reply] = await tg.wait_for_call("sendMessage")
+    assert "今天還剩 5 / 5 張" in reply.params["text"]
