@@ -6,6 +6,7 @@ start-up with one line naming it (manage.py prints it without a traceback).
 
 import json
 import os
+import re
 from decimal import Decimal
 from pathlib import Path
 
@@ -144,6 +145,11 @@ STATIC_ROOT = BASE_DIR / "staticfiles"
 TELEGRAM_BOT_TOKEN = envstr("TELEGRAM_BOT_TOKEN", "")
 TELEGRAM_BASE_URL = envstr("TELEGRAM_BASE_URL", "https://api.telegram.org/bot")
 TELEGRAM_BASE_FILE_URL = envstr("TELEGRAM_BASE_FILE_URL", "https://api.telegram.org/file/bot")
+# The webhook (POST /telegram/webhook/) is on when this is set; Telegram sends it back in the
+# X-Telegram-Bot-Api-Secret-Token header of every update (`manage.py setwebhook` registers it).
+TELEGRAM_WEBHOOK_SECRET = envstr("TELEGRAM_WEBHOOK_SECRET", "")
+if TELEGRAM_WEBHOOK_SECRET and not re.fullmatch(r"[A-Za-z0-9_-]{16,256}", TELEGRAM_WEBHOOK_SECRET):
+    raise ImproperlyConfigured("TELEGRAM_WEBHOOK_SECRET must be 16-256 characters of A-Z, a-z, 0-9, _ and -")
 try:
     ADMIN_TELEGRAM_IDS = [int(i) for i in envlist("ADMIN_TELEGRAM_IDS", [])]
 except ValueError:

@@ -5,7 +5,7 @@ from asgiref.sync import sync_to_async
 from django.db import connections
 
 from botcore.models import Generation
-from botcore.telegram.application import build_application
+from botcore.telegram.application import build_application, start, stop
 from tests.fakes import FakeGemini, FakeTelegram
 
 BOT_TOKEN = "123456:TEST-token"
@@ -40,19 +40,15 @@ def bot_settings(request, settings, tg, gemini):
 
 @pytest.fixture
 async def bot(transactional_db, django_db_serialized_rollback, bot_settings):
-    """The real bot application long-polling the fake Bot API, started in run_polling's order."""
+    """The real bot application long-polling the fake Bot API, as `runbot` runs it."""
     application = build_application()
-    await application.initialize()
-    await application.post_init(application)
+    await start(application)
     await application.updater.start_polling(poll_interval=0, timeout=1)
-    await application.start()
     try:
         yield application
     finally:
         await application.updater.stop()
-        await application.stop()
-        await application.shutdown()
-        await application.post_shutdown(application)
+        await stop(application)
         # The ORM ran in sync_to_async's worker thread; close its connection there.
         await sync_to_async(connections.close_all)()
 

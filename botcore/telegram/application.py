@@ -67,3 +67,16 @@ def build_application():
     )
     application.add_error_handler(handlers.on_error)
     return application
+
+
+async def start(application):
+    """Start the bot as run_polling() does, minus polling: for the webhook view and tests."""
+    await application.initialize()
+    await application.post_init(application)
+    await application.start()
+
+
+async def stop(application):
+    await application.stop()
+    await application.shutdown()
+    await application.post_shutdown(application)

@@ -492,6 +492,11 @@ class FakeTelegram:
             self._updates.clear()
         return True
 
+    def _m_setWebhook(self, p, f):
+        if not str(p.get("url", "")).startswith("https://"):
+            raise _bad("bad webhook: An HTTPS URL must be provided for webhook")
+        return True
+
     def _m_setMyCommands(self, p, f):
         self._commands[json.dumps([p.get("scope"), p.get("language_code")])] = p.get("commands", [])
         return True

@@ -1,0 +1,57 @@
+"""Telegram's webhook: the same Application and handlers as polling, fed by HTTP POSTs.
+
+Serve it from an ASGI server (`uvicorn nanobot_site.asgi:application`): the bot lives in the
+server's event loop, started by the first update, and jobs run there as background tasks.
+"""
+
+import asyncio
+import json
+
+from django.conf import settings
+from django.http import HttpResponse, HttpResponseBadRequest, HttpResponseForbidden, HttpResponseNotFound
+from django.utils.crypto import constant_time_compare
+from django.views.decorators.csrf import csrf_exempt
+from django.views.decorators.http import require_POST
+from telegram import Update
+
+from .telegram import application as bot_application
+
+_running = None
+_starting = None
+
+
+async def running_application():
+    global _running, _starting
+    if _running is None:
+        _starting = _starting or asyncio.Lock()
+        async with _starting:
+            if _running is None:
+                application = bot_application.build_application()
+                await bot_application.start(application)
+                _running = application
+    return _running
+
+
+async def stop_application():
+    global _running
+    if _running is not None:
+        await bot_application.stop(_running)
+        _running = None
+
+
+@csrf_exempt
+@require_POST
+async def webhook(request):
+    secret = settings.TELEGRAM_WEBHOOK_SECRET
+    if not secret:
+        return HttpResponseNotFound()
+    if not constant_time_compare(request.headers.get("X-Telegram-Bot-Api-Secret-Token", ""), secret):
+        return HttpResponseForbidden()
+    try:
+        data = json.loads(request.body)
+    except ValueError:
+        return HttpResponseBadRequest()
+    application = await running_application()
+    # Queued, not processed here: Telegram gets its 200 at once and the bot handles updates concurrently.
+    await application.update_queue.put(Update.de_json(data, application.bot))
+    return HttpResponse()
