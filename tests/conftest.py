@@ -1,7 +1,9 @@
 import asyncio
+import importlib
 
 import pytest
 from asgiref.sync import sync_to_async
+from django.apps import apps as django_apps
 from django.db import connections
 
 from botcore.models import Generation
@@ -39,7 +41,14 @@ def bot_settings(request, settings, tg, gemini):
 
 
 @pytest.fixture
-async def bot(transactional_db, django_db_serialized_rollback, bot_settings):
+def default_tiers(transactional_db):
+    """The tiers the data migration makes; transactional tests flush them, so make them again."""
+    migration = importlib.import_module("accounts.migrations.0002_default_tiers")
+    migration.create_tiers(django_apps, None)
+
+
+@pytest.fixture
+async def bot(default_tiers, bot_settings):
     """The real bot application long-polling the fake Bot API, as `runbot` runs it."""
     application = build_application()
     await start(application)

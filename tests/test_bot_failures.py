@@ -72,7 +72,7 @@ async def test_rejected_api_key_tells_the_admins_not_the_user(bot, tg, gemini):
 
     assert generation.error_code == "operator"
     assert "operators have been told" in last_message and "403" not in last_message
-    [alert] = [c for c in tg.calls_of("sendMessage") if c.params["chat_id"] == 9000]
+    [alert] = await tg.wait_for(lambda t: [c for c in t.calls_of("sendMessage") if c.params["chat_id"] == 9000])
     assert "rejected our credentials" in alert.params["text"]
 
 

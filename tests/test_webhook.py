@@ -11,7 +11,7 @@ URL = "/telegram/webhook/"
 
 
 @pytest.fixture
-async def webhook(transactional_db, django_db_serialized_rollback, bot_settings):
+async def webhook(default_tiers, bot_settings):
     bot_settings.TELEGRAM_WEBHOOK_SECRET = SECRET
     yield
     await views.stop_application()
