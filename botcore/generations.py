@@ -143,12 +143,14 @@ def finish(generation, status, **fields):
 
 
 def expire_stale():
-    """Fail generations left open by a crashed bot or worker, giving their quota back."""
+    """Fail generations left open by a crashed bot or worker, giving their quota back; returns them."""
     cutoff = timezone.now() - timedelta(seconds=settings.STALE_GENERATION_SECONDS)
-    stale = list(Generation.objects.filter(status__in=Generation.OPEN, created_at__lt=cutoff))
-    for generation in stale:
-        finish(generation, Generation.Status.FAILED, error_code="interrupted", error_message="left unfinished")
-    return len(stale)
+    stale = Generation.objects.filter(status__in=Generation.OPEN, created_at__lt=cutoff).select_related("user")
+    return [
+        generation
+        for generation in stale
+        if finish(generation, Generation.Status.FAILED, error_code="interrupted", error_message="left unfinished")
+    ]
 
 
 def status_of(user):

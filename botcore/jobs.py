@@ -5,6 +5,7 @@ It runs as an asyncio task inside the bot, or in a Celery worker (tasks.py); bot
 here it is committed only once the photo reached the user, and released on any failure.
 """
 
+import asyncio
 import logging
 import time
 from contextlib import suppress
@@ -85,8 +86,12 @@ async def _fail(bot, generation, code, detail, **fields):
     closed = await sync_to_async(generations.finish)(
         generation, Generation.Status.FAILED, error_code=code, error_message=detail[:1000], **fields
     )
-    if not closed:  # already finished (delivered, or expired): the user has heard about it
-        return
+    if closed:  # else it was already finished (delivered, or expired) and the user has heard about it
+        await tell_failure(bot, generation, code)
+
+
+async def tell_failure(bot, generation, code):
+    """Turn the status message into the failure's explanation, or say it anew if that message is gone."""
     text = texts.failure(generation.user.language_code, code)
     try:
         if generation.status_message_id:
@@ -94,12 +99,31 @@ async def _fail(bot, generation, code, detail, **fields):
                 text, chat_id=generation.chat_id, message_id=generation.status_message_id, parse_mode=ParseMode.HTML
             )
             return
-    except BadRequest:  # the status message is gone; say it in a new one
+    except BadRequest:
         pass
-    except Forbidden:
+    except Forbidden:  # the user blocked the bot
         return
     with suppress(TelegramError):
         await bot.send_message(generation.chat_id, text, parse_mode=ParseMode.HTML)
+
+
+async def expire_stale(bot):
+    """Fail the jobs a crashed bot or worker left open, give their quota back and tell their users."""
+    expired = await sync_to_async(generations.expire_stale)()
+    for generation in expired:
+        await tell_failure(bot, generation, "interrupted")
+    return len(expired)
+
+
+async def sweep_stale_forever(bot, every_seconds=60):
+    while True:
+        try:
+            expired = await expire_stale(bot)
+            if expired:
+                log.warning("released the quota of %d generations left unfinished", expired)
+        except Exception:
+            log.exception("sweeping stale generations failed")
+        await asyncio.sleep(every_seconds)
 
 
 async def _remove_status(bot, generation):

@@ -4,6 +4,7 @@ import importlib
 import pytest
 from asgiref.sync import sync_to_async
 from django.apps import apps as django_apps
+from django.core.cache import cache
 from django.db import connections
 
 from botcore.models import Generation
@@ -12,6 +13,11 @@ from tests.fakes import FakeGemini, FakeTelegram
 
 BOT_TOKEN = "123456:TEST-token"
 GEMINI_KEY = "test-gemini-key"
+
+
+@pytest.fixture(autouse=True)
+def fresh_cache():
+    cache.clear()  # e.g. the once-per-ten-minutes admin alert must not leak between tests
 
 
 @pytest.fixture

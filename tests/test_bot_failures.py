@@ -1,12 +1,16 @@
 """Every way a generation can fail ends with one clear message, the quota given back,
 and nothing left saying "Creating your image…"."""
 
+from datetime import timedelta
 from decimal import Decimal
 
 import pytest
 from asgiref.sync import sync_to_async
+from django.utils import timezone
 
 from accounts.models import Ban, BannedKeyword, TelegramUser, Tier
+from botcore import generations
+from botcore.models import Generation
 from tests.conftest import settled
 from tests.test_bot_generation import ALICE, texts_in, usage_of
 
@@ -112,3 +116,23 @@ async def test_command_without_a_prompt_explains_how_to_use_it(bot, tg, gemini):
     [reply] = await tg.wait_for_call("sendMessage")
     assert "/generate a lighthouse at dawn" in texts_in(tg, ALICE)[-1]
     assert gemini.requests == []
+
+
+@pytest.fixture
+def job_left_by_a_crash(default_tiers):
+    """A job a crashed bot left running an hour ago (its status message since deleted by the user)."""
+    user = TelegramUser.objects.create(telegram_id=ALICE, tier=Tier.objects.get(name="free"))
+    generation = generations.request(
+        identity=generations.Identity(telegram_id=ALICE), chat_id=ALICE, prompt="a lost picture"
+    )
+    Generation.objects.filter(pk=generation.pk).update(
+        status="running", status_message_id=999, created_at=timezone.now() - timedelta(hours=1)
+    )
+    return user
+
+
+async def test_job_left_unfinished_by_a_crash_is_released_when_the_bot_starts(job_left_by_a_crash, bot, tg):
+    [generation] = await settled(1)
+    assert (generation.status, generation.error_code) == ("failed", "interrupted")
+    assert await sync_to_async(usage_of)(ALICE) == (0, 0)
+    await tg.wait_for(lambda t: any("bot restarted" in text for text in texts_in(t, ALICE)), what="the apology")

@@ -114,7 +114,7 @@ def test_stale_generations_give_their_quota_back(settings):
     user = UserFactory()
     generation = ask(user)
     Generation.objects.filter(pk=generation.pk).update(created_at=timezone.now() - timedelta(hours=1))
-    assert generations.expire_stale() == 1
+    assert generations.expire_stale() == [generation]
     generation.refresh_from_db()
     assert (generation.status, generation.error_code) == ("failed", "interrupted")
     assert QuotaUsage.objects.get(user=user).reserved == 0

@@ -1,14 +1,14 @@
 """The one place the bot's handlers are registered; used by `runbot` (polling) and by tests."""
 
+import asyncio
 import logging
 from contextlib import AsyncExitStack
 
-from asgiref.sync import sync_to_async
 from django.conf import settings
 from telegram import BotCommand
 from telegram.ext import AIORateLimiter, ApplicationBuilder, CommandHandler, MessageHandler, filters
 
-from botcore import generations
+from botcore import jobs
 from botcore.providers import open_provider
 
 from . import handlers
@@ -24,11 +24,11 @@ COMMANDS = [
 
 
 async def _post_init(application):
-    expired = await sync_to_async(generations.expire_stale)()
-    if expired:
-        log.warning("released the quota of %d generations left unfinished by a previous run", expired)
     application.bot_data["resources"] = resources = AsyncExitStack()
     application.bot_data["provider"] = await resources.enter_async_context(open_provider())
+    # A plain task, not application.create_task: Application.stop() would wait for it forever.
+    sweeper = asyncio.create_task(jobs.sweep_stale_forever(application.bot))
+    resources.callback(sweeper.cancel)
     await application.bot.set_my_commands(COMMANDS)
 
 

@@ -7,7 +7,7 @@ from telegram.constants import ParseMode
 from telegram.error import TelegramError
 
 from accounts.models import Resolution
-from botcore import dispatch, generations
+from botcore import dispatch, generations, jobs
 from botcore.models import Generation
 
 from . import texts
@@ -114,7 +114,15 @@ async def submit(update, context, prompt, resolution=None):
             generation, Generation.Status.FAILED, error_code="delivery", error_message=str(exc)
         )
         return
-    await dispatch.submit(context.application, generation.pk, status.message_id)
+    try:
+        await dispatch.submit(context.application, generation.pk, status.message_id)
+    except Exception:  # e.g. the Celery broker is down: the job never started, so nothing is owed
+        log.exception("generation %s could not be handed over", generation.pk)
+        await sync_to_async(generations.finish)(
+            generation, Generation.Status.FAILED, error_code="internal", error_message="job not queued"
+        )
+        generation.status_message_id = status.message_id
+        await jobs.tell_failure(context.bot, generation, "internal")
 
 
 async def on_error(update, context):

@@ -51,6 +51,7 @@ FAILURES = {
     "unavailable": _("The image service is unavailable right now. Please try again in a few minutes."),
     "timeout": _("The image took too long to make. Please try again."),
     "delivery": _("The image was made but couldn't be sent to you. Please try again."),
+    "interrupted": _("The bot restarted while making your image. Please send your request again."),
 }
 NOTHING_CHARGED = _("Nothing was charged.")
 ADMIN_ALERT = _("⚠️ NanoBot operator alert: the image provider rejected our credentials or model (%(detail)s).")
