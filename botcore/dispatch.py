@@ -5,12 +5,18 @@ from django.conf import settings
 
 from . import jobs
 
+PUBLISH_RETRY = {"max_retries": 2, "interval_start": 0.2, "interval_step": 0.5, "interval_max": 1}
+
 
 async def submit(application, generation_id, status_message_id):
     if settings.CELERY_BROKER_URL:
         from .tasks import run_generation_task
 
-        await sync_to_async(run_generation_task.delay)(generation_id, status_message_id)
+        # A bounded retry: a user waiting on "Creating your image…" should hear within seconds
+        # that the broker is down, not after Celery's default minutes of reconnecting.
+        await sync_to_async(run_generation_task.apply_async)(
+            (generation_id, status_message_id), retry=True, retry_policy=PUBLISH_RETRY
+        )
         return
     # Application.stop() awaits tasks made by create_task, so a shutdown lets running jobs finish.
     application.create_task(

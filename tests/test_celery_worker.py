@@ -5,18 +5,20 @@ import socket
 import subprocess
 import sys
 import uuid
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
-from django.db import connection
+from asgiref.sync import sync_to_async
 
 from nanobot_site.celery import app as celery_app
-from tests.conftest import BOT_TOKEN, GEMINI_KEY, settled
-from tests.test_bot_generation import ALICE
+from tests.conftest import process_env, settled
+from tests.test_bot_generation import ALICE, texts_in, usage_of
 
 ROOT = Path(__file__).resolve().parent.parent
 REDIS = ("127.0.0.1", 6379)
 BROKER_URL = "redis://127.0.0.1:6379/15"
+DEAD_BROKER_URL = "redis://127.0.0.1:1/0"  # nothing listens on port 1
 QUEUE = f"nanobot-test-{uuid.uuid4().hex[:8]}"
 
 
@@ -28,42 +30,43 @@ def redis_is_up():
         return False
 
 
+def use_broker(url, queue):
+    # The Celery app read its configuration once, at import, and pools its connections:
+    # point it at this broker and drop the pools made for the previous one.
+    celery_app.conf.broker_url, celery_app.conf.task_default_queue = url, queue
+    celery_app._pool = None
+    celery_app.amqp._producer_pool = None
+
+
+@contextmanager
+def celery_broker(url):
+    saved = celery_app.conf.broker_url, celery_app.conf.task_default_queue
+    use_broker(url, QUEUE)
+    try:
+        yield url
+    finally:
+        use_broker(*saved)
+
+
 @pytest.fixture
 def broker():
     if not redis_is_up():
         if os.environ.get("CI"):
             pytest.fail("Redis is not running on 127.0.0.1:6379; .ci/run should have started it")
         pytest.skip("needs Redis on 127.0.0.1:6379")
-    # The Celery app read its configuration once, at import; point it at the test broker.
-    saved = celery_app.conf.broker_url, celery_app.conf.task_default_queue
-    celery_app.conf.broker_url, celery_app.conf.task_default_queue = BROKER_URL, QUEUE
-    yield BROKER_URL
-    celery_app.conf.broker_url, celery_app.conf.task_default_queue = saved
+    with celery_broker(BROKER_URL) as url:
+        yield url
 
 
-def worker_database_url():
-    db = connection.settings_dict
-    if db["ENGINE"].endswith("sqlite3"):
-        return f"sqlite:///{db['NAME']}"
-    return f"postgres://{db['USER']}:{db['PASSWORD']}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
+@pytest.fixture
+def dead_broker():
+    with celery_broker(DEAD_BROKER_URL) as url:
+        yield url
 
 
 @pytest.fixture
 def worker(broker, tg, gemini, transactional_db):
-    env = {
-        **os.environ,
-        "DJANGO_SETTINGS_MODULE": "nanobot_site.settings",
-        "NANOBOT_ENV_FILE": "",
-        "SECRET_KEY": "worker-test",
-        "DATABASE_URL": worker_database_url(),
-        "CELERY_BROKER_URL": broker,
-        "CELERY_QUEUE": QUEUE,
-        "TELEGRAM_BOT_TOKEN": BOT_TOKEN,
-        "TELEGRAM_BASE_URL": tg.base_url,
-        "TELEGRAM_BASE_FILE_URL": tg.base_file_url,
-        "GEMINI_API_KEY": GEMINI_KEY,
-        "GEMINI_BASE_URL": gemini.base_url,
-    }
+    env = process_env(tg, gemini, CELERY_BROKER_URL=broker, CELERY_QUEUE=QUEUE)
     command = [sys.executable, "-m", "celery", "-A", "nanobot_site", "worker", "--pool=solo", "--loglevel=INFO",
                "--without-gossip", "--without-mingle", "--without-heartbeat"]
     process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
@@ -87,3 +90,16 @@ async def test_job_runs_in_the_worker_and_the_photo_is_delivered(worker, bot, tg
     worker.terminate()
     log = worker.communicate(timeout=15)[0]
     assert "botcore.tasks.run_generation_task" in log and "succeeded" in log
+
+
+@pytest.mark.bot_settings(CELERY_BROKER_URL=DEAD_BROKER_URL)
+async def test_request_fails_cleanly_when_the_broker_is_down(dead_broker, bot, tg, gemini):
+    tg.push_text(ALICE, "a tram in the rain")
+
+    [generation] = await settled(1, timeout=60)
+
+    assert (generation.status, generation.error_code) == ("failed", "internal")
+    assert await sync_to_async(usage_of)(ALICE) == (0, 0)
+    await tg.wait_for(lambda t: "Nothing was charged" in texts_in(t, ALICE)[-1], what="the apology")
+    assert not any("Creating your image" in text for text in texts_in(tg, ALICE))
+    assert gemini.requests == []
