@@ -1,6 +1,8 @@
 """The webhook feeds Telegram's updates to the same handlers as polling, and only Telegram's."""
 
 import pytest
+from asgiref.sync import sync_to_async
+from django.db import connections
 from django.core.management import CommandError, call_command
 
 from botcore import views
@@ -15,6 +17,7 @@ async def webhook(default_tiers, bot_settings):
     bot_settings.TELEGRAM_WEBHOOK_SECRET = SECRET
     yield
     await views.stop_application()
+    await sync_to_async(connections.close_all)()  # the ORM's worker thread has its own connection
 
 
 async def test_update_posted_with_the_secret_gets_an_image(webhook, async_client, tg, gemini):
