@@ -136,3 +136,11 @@ async def test_job_left_unfinished_by_a_crash_is_released_when_the_bot_starts(jo
     assert (generation.status, generation.error_code) == ("failed", "interrupted")
     assert await sync_to_async(usage_of)(ALICE) == (0, 0)
     await tg.wait_for(lambda t: any("bot restarted" in text for text in texts_in(t, ALICE)), what="the apology")
+
+
+async def test_telegram_flood_limit_is_waited_out_and_the_photo_still_arrives(bot, tg, gemini):
+    tg.fail_next("sendPhoto", 429, retry_after=1)
+    tg.push_text(ALICE, "a hummingbird")
+    [generation] = await settled(1, timeout=20)
+    assert generation.status == "delivered"
+    assert [call.status for call in tg.calls_of("sendPhoto")] == [429, 200]
