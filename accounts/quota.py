@@ -10,8 +10,9 @@ from django.utils import timezone
 from .models import QuotaUsage
 
 
-def today():
-    return timezone.localdate()
+def today(now=None):
+    """The quota day `now` (default: this moment) falls on, in the configured TIME_ZONE."""
+    return timezone.localdate(now)
 
 
 def reserve(user, day, count=1):

@@ -153,6 +153,7 @@ def expire_stale():
     ]
 
 
-def status_of(user):
-    """What /quota shows: the tier and what is left today."""
-    return {"tier": user.tier, "remaining": quota.remaining(user), "limit": user.tier.daily_limit}
+def account(identity):
+    """The user (registered on first contact) and the images they have left today (None: unlimited)."""
+    user = identity.touch()
+    return user, quota.remaining(user)

@@ -176,7 +176,7 @@ try:
         model: {res: Decimal(str(price)) for res, price in table.items()} for model, table in IMAGE_PRICES.items()
     }
 except (ValueError, AttributeError, ArithmeticError) as exc:
-    raise ImproperlyConfigured(f"IMAGE_PRICES must be JSON like {{\"model\": {{\"2K\": 0.134}}}}: {exc}") from None
+    raise ImproperlyConfigured(f'IMAGE_PRICES must be JSON like {{"model": {{"2K": 0.134}}}}: {exc}') from None
 
 # Generations stuck queued or running this long (a crashed bot or worker) give their quota back.
 STALE_GENERATION_SECONDS = envint("STALE_GENERATION_SECONDS", 900)

@@ -3,7 +3,6 @@
 from decimal import Decimal
 from io import BytesIO
 
-import pytest
 from asgiref.sync import sync_to_async
 from PIL import Image
 

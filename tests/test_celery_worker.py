@@ -67,8 +67,19 @@ def dead_broker():
 @pytest.fixture
 def worker(broker, tg, gemini, transactional_db):
     env = process_env(tg, gemini, CELERY_BROKER_URL=broker, CELERY_QUEUE=QUEUE)
-    command = [sys.executable, "-m", "celery", "-A", "nanobot_site", "worker", "--pool=solo", "--loglevel=INFO",
-               "--without-gossip", "--without-mingle", "--without-heartbeat"]
+    command = [
+        sys.executable,
+        "-m",
+        "celery",
+        "-A",
+        "nanobot_site",
+        "worker",
+        "--pool=solo",
+        "--loglevel=INFO",
+        "--without-gossip",
+        "--without-mingle",
+        "--without-heartbeat",
+    ]
     process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     yield process
     process.terminate()

@@ -20,8 +20,9 @@ def test_signed_in_non_staff_is_forbidden(client):
 
 def test_staff_sees_todays_figures_with_user_text_escaped(admin_client):
     user = UserFactory(username="mallory")
-    Generation.objects.create(user=user, chat_id=1, prompt="<script>alert(1)</script>", status="delivered",
-                              cost_usd="0.134")
+    Generation.objects.create(
+        user=user, chat_id=1, prompt="<script>alert(1)</script>", status="delivered", cost_usd="0.134"
+    )
     Generation.objects.create(user=user, chat_id=1, prompt="a cat", status="failed", error_code="safety")
     page = admin_client.get("/").content.decode()
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page and "<script>alert" not in page

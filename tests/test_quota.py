@@ -2,7 +2,7 @@
 and never oversold, even to simultaneous requests."""
 
 import threading
-from datetime import date
+from datetime import UTC, date, datetime
 
 import pytest
 from django.db import connection
@@ -53,15 +53,11 @@ def test_unlimited_tier_is_never_refused():
 
 
 @pytest.mark.django_db
-def test_quota_day_follows_the_configured_time_zone(settings, monkeypatch):
+def test_quota_day_follows_the_configured_time_zone(settings):
     settings.TIME_ZONE = "Asia/Taipei"
-    from datetime import datetime, timezone as tz
-
-    from django.utils import timezone
-
     # 17:00 UTC is already 01:00 the next day in Taipei.
-    monkeypatch.setattr(timezone, "now", lambda: datetime(2026, 11, 28, 17, 0, tzinfo=tz.utc))
-    assert quota.today() == date(2026, 11, 29)
+    assert quota.today(datetime(2026, 11, 28, 15, 59, tzinfo=UTC)) == date(2026, 11, 28)
+    assert quota.today(datetime(2026, 11, 28, 17, 0, tzinfo=UTC)) == date(2026, 11, 29)
 
 
 def race(workers, work):

@@ -2,8 +2,8 @@
 
 import pytest
 from asgiref.sync import sync_to_async
-from django.db import connections
 from django.core.management import CommandError, call_command
+from django.db import connections
 
 from botcore import views
 from tests.conftest import settled

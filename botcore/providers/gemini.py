@@ -61,7 +61,9 @@ class GeminiProvider:
         except ValueError:
             raise ProviderError(ProviderError.UNAVAILABLE, "answer is not JSON") from None
         data, mime_type = extract_image(payload)
-        return ImageResult(data=data, mime_type=mime_type, provider=self.name, model=self.model, upstream_ms=upstream_ms)
+        return ImageResult(
+            data=data, mime_type=mime_type, provider=self.name, model=self.model, upstream_ms=upstream_ms
+        )
 
 
 def request_body(request):

@@ -27,16 +27,14 @@ def identity(update):
 
 async def start(update, context):
     who = identity(update)
-    user = await sync_to_async(who.touch)()
-    status = await sync_to_async(generations.status_of)(user)
-    lang = who.language_code
+    user, remaining = await sync_to_async(generations.account)(who)
     await update.effective_message.reply_html(
         texts.say(
-            lang,
+            who.language_code,
             texts.WELCOME,
-            name=user.first_name or user.username or "there",
+            name=user.first_name,
             tier=user.tier.name,
-            quota=texts.quota_summary(lang, status["remaining"], status["limit"]),
+            quota=texts.quota_summary(who.language_code, remaining, user.tier.daily_limit),
         )
     )
 
@@ -47,16 +45,14 @@ async def help_command(update, context):
 
 async def quota_command(update, context):
     who = identity(update)
-    user = await sync_to_async(who.touch)()
-    status = await sync_to_async(generations.status_of)(user)
-    lang = who.language_code
+    user, remaining = await sync_to_async(generations.account)(who)
     await update.effective_message.reply_html(
         texts.say(
-            lang,
+            who.language_code,
             texts.QUOTA,
             tier=user.tier.name,
-            quota=texts.quota_summary(lang, status["remaining"], status["limit"]),
             resolution=user.tier.max_resolution,
+            quota=texts.quota_summary(who.language_code, remaining, user.tier.daily_limit),
         )
     )
 
@@ -71,12 +67,12 @@ async def hd_command(update, context):
 
 async def _generate_from_command(update, context, resolution):
     message = update.effective_message
-    command, _, prompt = message.text.partition(" ")
-    if not prompt.strip():
+    command, *prompt = message.text.split(maxsplit=1)
+    if not prompt:
         name = command.lstrip("/").split("@")[0]
         await message.reply_html(texts.say(identity(update).language_code, texts.MISSING_PROMPT, command=name))
         return
-    await submit(update, context, prompt, resolution=resolution)
+    await submit(update, context, prompt[0], resolution=resolution)
 
 
 async def text_message(update, context):

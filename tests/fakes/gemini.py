@@ -4,6 +4,7 @@ Answers with real images (Pillow) in the real response shape, records every requ
 plays queued behaviours (errors, safety blocks, odd answers, delays) one per request.
 The server runs in daemon threads; test-side waits are async so the bot's loop keeps running.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -25,13 +26,29 @@ from urllib.parse import parse_qs, urlsplit
 from PIL import Image
 
 # Output sizes for imageSize "1K" from Google's docs; "2K" doubles them, "4K" quadruples.
-SIZES_1K = {"1:1": (1024, 1024), "16:9": (1376, 768), "9:16": (768, 1376), "2:3": (848, 1264),
-            "3:2": (1264, 848), "3:4": (896, 1200), "4:3": (1200, 896), "4:5": (928, 1152),
-            "5:4": (1152, 928), "21:9": (1584, 672)}
+SIZES_1K = {
+    "1:1": (1024, 1024),
+    "16:9": (1376, 768),
+    "9:16": (768, 1376),
+    "2:3": (848, 1264),
+    "3:2": (1264, 848),
+    "3:4": (896, 1200),
+    "4:3": (1200, 896),
+    "4:5": (928, 1152),
+    "5:4": (1152, 928),
+    "21:9": (1584, 672),
+}
 SCALES = {"1K": 1, "2K": 2, "4K": 4}  # uppercase K only: the real API rejects "1k"
-STATUS_NAMES = {400: "INVALID_ARGUMENT", 401: "UNAUTHENTICATED", 403: "PERMISSION_DENIED",
-                404: "NOT_FOUND", 429: "RESOURCE_EXHAUSTED", 500: "INTERNAL",
-                503: "UNAVAILABLE", 504: "DEADLINE_EXCEEDED"}
+STATUS_NAMES = {
+    400: "INVALID_ARGUMENT",
+    401: "UNAUTHENTICATED",
+    403: "PERMISSION_DENIED",
+    404: "NOT_FOUND",
+    429: "RESOURCE_EXHAUSTED",
+    500: "INTERNAL",
+    503: "UNAVAILABLE",
+    504: "DEADLINE_EXCEEDED",
+}
 DEFAULT_MESSAGES = {
     400: "Request contains an invalid argument.",
     401: "Request had invalid authentication credentials.",
@@ -39,7 +56,7 @@ DEFAULT_MESSAGES = {
     404: "models/{model} is not found for API version v1beta, or is not supported for generateContent.",
     429: "Resource has been exhausted (e.g. check quota).",
     500: "An internal error has occurred. Please retry or report in "
-         "https://developers.generativeai.google/guide/troubleshooting",
+    "https://developers.generativeai.google/guide/troubleshooting",
     503: "The model is overloaded. Please try again later.",
     504: "Deadline expired before operation could complete.",
 }
@@ -76,8 +93,7 @@ def _get(mapping: dict, camel: str, default=None):
 
 def _error(status: int, message: str | None = None, model: str = "") -> tuple[int, dict]:
     message = message or DEFAULT_MESSAGES.get(status, "Error").format(model=model)
-    return status, {"error": {"code": status, "message": message,
-                              "status": STATUS_NAMES.get(status, "UNKNOWN")}}
+    return status, {"error": {"code": status, "message": message, "status": STATUS_NAMES.get(status, "UNKNOWN")}}
 
 
 def _validate(body) -> str | None:
@@ -94,8 +110,9 @@ def _validate(body) -> str | None:
                 if inline is not None:
                     base64.b64decode(inline.get("data", ""), validate=True)
             except (binascii.Error, ValueError):
-                return (f"Invalid value at 'contents[{i}].parts[{j}].inline_data.data' "
-                        "(TYPE_BYTES), Base64 decoding failed")
+                return (
+                    f"Invalid value at 'contents[{i}].parts[{j}].inline_data.data' (TYPE_BYTES), Base64 decoding failed"
+                )
     image_config = _get(_get(body, "generationConfig", {}), "imageConfig", {})
     if _get(image_config, "aspectRatio", "1:1") not in SIZES_1K:
         return f"Unsupported aspect ratio: {_get(image_config, 'aspectRatio')}"
@@ -148,8 +165,7 @@ class FakeGemini:
         self._server.daemon_threads = True
         self._server.block_on_close = False  # never wait for a sleeping request on teardown
         self._server.fake = self
-        threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05},
-                         daemon=True).start()
+        threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
         self.base_url = f"http://127.0.0.1:{self._server.server_address[1]}"
         return self
 
@@ -180,8 +196,9 @@ class FakeGemini:
             if time.monotonic() > deadline:
                 with self._lock:
                     seen = [(r.model, r.prompt[:80]) for r in self.requests[-10:]]
-                raise AssertionError(f"Timed out after {timeout}s waiting for {what}; "
-                                     f"{len(self.requests)} requests, last: {seen}")
+                raise AssertionError(
+                    f"Timed out after {timeout}s waiting for {what}; {len(self.requests)} requests, last: {seen}"
+                )
             await asyncio.sleep(0.02)
         return result
 
@@ -224,10 +241,14 @@ class FakeGemini:
         if key != self.api_key:
             # Real: missing key -> 403 PERMISSION_DENIED, wrong key -> 400 API_KEY_INVALID;
             # we answer 403 for both because our client treats 401/403 as an operator error.
-            return _error(403, "Method doesn't allow unregistered callers (callers without "
-                               "established identity). Please use API Key or other form of "
-                               "API consumer identity to call this API." if not key else
-                               "API key not valid. Please pass a valid API key.")
+            return _error(
+                403,
+                "Method doesn't allow unregistered callers (callers without "
+                "established identity). Please use API Key or other form of "
+                "API consumer identity to call this API."
+                if not key
+                else "API key not valid. Please pass a valid API key.",
+            )
         if problem := _validate(body):
             return _error(400, problem)
         with self._lock:
@@ -236,8 +257,9 @@ class FakeGemini:
         return getattr(self, "_kind_" + kind)(model, body, **kw)
 
     # ----- answers: _kind_<kind>(model, body, **kw) -> (status, JSON dict or raw bytes) -----
-    def _kind_image(self, model, body, width=None, height=None, image_format=None, noisy=None,
-                    text="Here is your image.") -> tuple[int, dict]:
+    def _kind_image(
+        self, model, body, width=None, height=None, image_format=None, noisy=None, text="Here is your image."
+    ) -> tuple[int, dict]:
         config = _get(body, "generationConfig", {})
         if "IMAGE" not in _get(config, "responseModalities", ["TEXT", "IMAGE"]):
             return self._kind_text_only(model, body, "I can only answer with text here.")
@@ -249,10 +271,13 @@ class FakeGemini:
         parts = [{"text": text}] if text else []
         if self.with_thought_image:  # interim image while "thinking", flagged thought: true
             parts.insert(0, {"text": "Planning the composition.", "thought": True})
-            parts.insert(1, {"inlineData": self._inline(256, 256, fmt, False, (200, 60, 60)),
-                             "thought": True})
-        parts.append({"inlineData": self._inline(width, height, fmt, self.noisy if noisy is None else noisy),
-                      "thoughtSignature": base64.b64encode(secrets.token_bytes(24)).decode()})
+            parts.insert(1, {"inlineData": self._inline(256, 256, fmt, False, (200, 60, 60)), "thought": True})
+        parts.append(
+            {
+                "inlineData": self._inline(width, height, fmt, self.noisy if noisy is None else noisy),
+                "thoughtSignature": base64.b64encode(secrets.token_bytes(24)).decode(),
+            }
+        )
         return 200, self._response(model, body, parts, image_tokens=2000 if image_size == "4K" else 1120)
 
     def _kind_delay(self, model, body, seconds: float = 5.0) -> tuple[int, dict]:
@@ -262,8 +287,9 @@ class FakeGemini:
     def _kind_http_error(self, model, body, status: int = 500, message: str | None = None):
         return _error(status, message, model)
 
-    def _kind_finish(self, model, body, finish_reason: str = "IMAGE_SAFETY",
-                     message: str | None = None, text: str | None = None) -> tuple[int, dict]:
+    def _kind_finish(
+        self, model, body, finish_reason: str = "IMAGE_SAFETY", message: str | None = None, text: str | None = None
+    ) -> tuple[int, dict]:
         answer = self._response(model, body, [], finish=finish_reason)
         candidate = answer["candidates"][0]
         if text is None:
@@ -295,8 +321,7 @@ class FakeGemini:
         return 200, content
 
     # ----- helpers -----
-    def _inline(self, width: int, height: int, fmt: str, noisy: bool,
-                color: tuple = (70, 130, 180)) -> dict:
+    def _inline(self, width: int, height: int, fmt: str, noisy: bool, color: tuple = (70, 130, 180)) -> dict:
         key = (width, height, fmt, noisy, color)
         with self._lock:
             data = self._images.get(key)
@@ -317,8 +342,9 @@ class FakeGemini:
     def _response(self, model, body, parts, finish="STOP", image_tokens=0) -> dict:
         # Rough counts: ~4 characters per text token, 258 tokens per input image.
         sent = _request_parts(body)
-        prompt_tokens = (max(1, sum(len(p.get("text", "")) for p in sent) // 4)
-                         + 258 * sum(1 for p in sent if _get(p, "inlineData")))
+        prompt_tokens = max(1, sum(len(p.get("text", "")) for p in sent) // 4) + 258 * sum(
+            1 for p in sent if _get(p, "inlineData")
+        )
         output_tokens = image_tokens + sum(len(p.get("text", "")) // 4 for p in parts)
         usage = {"promptTokenCount": prompt_tokens, "totalTokenCount": prompt_tokens + output_tokens}
         if output_tokens:  # blocked answers carry no candidatesTokenCount
@@ -327,5 +353,9 @@ class FakeGemini:
             usage["thoughtsTokenCount"] = 180
             usage["totalTokenCount"] += 180
         candidate = {"content": {"parts": parts, "role": "model"}, "finishReason": finish, "index": 0}
-        return {"candidates": [candidate], "usageMetadata": usage, "modelVersion": model,
-                "responseId": secrets.token_urlsafe(16)}
+        return {
+            "candidates": [candidate],
+            "usageMetadata": usage,
+            "modelVersion": model,
+            "responseId": secrets.token_urlsafe(16),
+        }

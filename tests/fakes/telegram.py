@@ -5,6 +5,7 @@ when it uploads a file) where every non-string value is a JSON string; answers a
 {"ok": true, "result": ...} or {"ok": false, "error_code": N, "description": "..."}.
 The server runs in daemon threads; the test-side waits are async so the bot's loop keeps running.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -30,15 +31,37 @@ MB = 1024 * 1024
 PHOTO_SIDES = (90, 320, 800, 1280)  # thumbnails Telegram adds below the main size
 PHOTO_MAX_SIDE = 2560  # Telegram scales photos down to this long side
 # Free-text parameters stay strings; PTB JSON-encodes every other non-string value.
-TEXT_PARAMS = {"text", "caption", "parse_mode", "action", "photo", "document", "file_id", "url",
-               "callback_query_id"}
-DEFAULT_ERRORS = {400: "Bad Request: chat not found", 401: "Unauthorized",
-                  403: "Forbidden: bot was blocked by the user", 404: "Not Found",
-                  409: "Conflict: terminated by other getUpdates request", 500: "Internal Server Error"}
-HTML_TAGS = {"b", "strong", "i", "em", "u", "ins", "s", "strike", "del", "span", "tg-spoiler",
-             "a", "tg-emoji", "code", "pre", "blockquote"}
-NOT_MODIFIED = ("message is not modified: specified new message content and reply markup are "
-                "exactly the same as a current content and reply markup of the message")
+TEXT_PARAMS = {"text", "caption", "parse_mode", "action", "photo", "document", "file_id", "url", "callback_query_id"}
+DEFAULT_ERRORS = {
+    400: "Bad Request: chat not found",
+    401: "Unauthorized",
+    403: "Forbidden: bot was blocked by the user",
+    404: "Not Found",
+    409: "Conflict: terminated by other getUpdates request",
+    500: "Internal Server Error",
+}
+HTML_TAGS = {
+    "b",
+    "strong",
+    "i",
+    "em",
+    "u",
+    "ins",
+    "s",
+    "strike",
+    "del",
+    "span",
+    "tg-spoiler",
+    "a",
+    "tg-emoji",
+    "code",
+    "pre",
+    "blockquote",
+}
+NOT_MODIFIED = (
+    "message is not modified: specified new message content and reply markup are "
+    "exactly the same as a current content and reply markup of the message"
+)
 
 
 @dataclass
@@ -78,7 +101,7 @@ def _render_html(text: str) -> str:
     """Reject HTML the server would reject (unknown/unbalanced tags); return the visible text."""
     stack = []
     for m in re.finditer(r"<(/?)([\w-]*)[^<>]*>|<", text):
-        name, where = (m[2] or "").lower(), f"at byte offset {len(text[:m.start()].encode())}"
+        name, where = (m[2] or "").lower(), f"at byte offset {len(text[: m.start()].encode())}"
         if name not in HTML_TAGS:
             raise _bad(f'can\'t parse entities: Unsupported start tag "{name}" {where}')
         if not m[1]:
@@ -86,7 +109,7 @@ def _render_html(text: str) -> str:
         elif not stack or stack.pop() != name:
             raise _bad(f"can't parse entities: Unmatched end tag {where}")
     if stack:
-        raise _bad(f'can\'t parse entities: Can\'t find end tag corresponding to start tag "{stack[-1]}"')
+        raise _bad(f"can't parse entities: Can't find end tag corresponding to start tag \"{stack[-1]}\"")
     return html.unescape(re.sub(r"<[^<>]*>", "", text))
 
 
@@ -161,10 +184,17 @@ class _Handler(BaseHTTPRequestHandler):
 class FakeTelegram:
     def __init__(self, token: str = "123:ABC"):
         self.token = token
-        self.bot_user = {"id": int(token.split(":")[0]), "is_bot": True, "first_name": "NanoBot",
-                         "username": "nanobot_test_bot", "can_join_groups": True,
-                         "can_read_all_group_messages": False, "supports_inline_queries": False,
-                         "can_connect_to_business": False, "has_main_web_app": False}
+        self.bot_user = {
+            "id": int(token.split(":")[0]),
+            "is_bot": True,
+            "first_name": "NanoBot",
+            "username": "nanobot_test_bot",
+            "can_join_groups": True,
+            "can_read_all_group_messages": False,
+            "supports_inline_queries": False,
+            "can_connect_to_business": False,
+            "has_main_web_app": False,
+        }
         self.calls: list[Call] = []
         self._cond = threading.Condition(threading.RLock())  # guards all state below
         self._updates: list[dict] = []
@@ -186,8 +216,7 @@ class FakeTelegram:
         self._server.daemon_threads = True
         self._server.block_on_close = False  # teardown never waits for a long poll
         self._server.fake = self
-        threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05},
-                         daemon=True).start()
+        threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
         port = self._server.server_address[1]
         self.base_url = f"http://127.0.0.1:{port}/bot"
         self.base_file_url = f"http://127.0.0.1:{port}/file/bot"
@@ -225,19 +254,25 @@ class FakeTelegram:
     def push_text(self, user_id: int, text: str, **kw) -> dict:
         content = {"text": text}
         if text.startswith("/"):  # CommandHandler needs the bot_command entity
-            content["entities"] = [{"type": "bot_command", "offset": 0,
-                                    "length": _utf16_len(text.split()[0])}]
+            content["entities"] = [{"type": "bot_command", "offset": 0, "length": _utf16_len(text.split()[0])}]
         return self._push_user_message(user_id, content, **kw)
 
-    def push_photo(self, user_id: int, file_bytes: bytes, caption: str | None = None,
-                   media_group_id: str | None = None, **kw) -> dict:
+    def push_photo(
+        self, user_id: int, file_bytes: bytes, caption: str | None = None, media_group_id: str | None = None, **kw
+    ) -> dict:
         with self._cond:
-            content = {"photo": self._store_photo(file_bytes), "caption": caption,
-                       "media_group_id": media_group_id}
+            content = {"photo": self._store_photo(file_bytes), "caption": caption, "media_group_id": media_group_id}
         return self._push_user_message(user_id, content, **kw)
 
-    def push_document(self, user_id: int, file_bytes: bytes, file_name: str = "image.png",
-                      mime_type: str | None = None, caption: str | None = None, **kw) -> dict:
+    def push_document(
+        self,
+        user_id: int,
+        file_bytes: bytes,
+        file_name: str = "image.png",
+        mime_type: str | None = None,
+        caption: str | None = None,
+        **kw,
+    ) -> dict:
         with self._cond:
             document = self._store_document(UploadedFile(file_bytes, file_name, mime_type))
         return self._push_user_message(user_id, {"document": document, "caption": caption}, **kw)
@@ -247,8 +282,14 @@ class FakeTelegram:
         with self._cond:
             return self._store_file(data, file_path_prefix, ext)["file_id"]
 
-    def fail_next(self, method: str, status: int = 400, description: str | None = None,
-                  retry_after: int | None = None, times: int = 1) -> None:
+    def fail_next(
+        self,
+        method: str,
+        status: int = 400,
+        description: str | None = None,
+        retry_after: int | None = None,
+        times: int = 1,
+    ) -> None:
         """The next `times` calls of `method` answer this error instead."""
         if status == 429:
             retry_after = retry_after or 1
@@ -272,10 +313,14 @@ class FakeTelegram:
         while not (result := predicate(self)):
             if time.monotonic() > deadline:
                 with self._cond:
-                    calls = "\n".join(f"  {c.method} {json.dumps(c.params, ensure_ascii=False)[:200]}"
-                                      f" files={list(c.files)} -> {c.status}" for c in self.calls[-15:])
-                raise AssertionError(f"timed out after {timeout}s waiting for {what}; "
-                                     f"last calls:\n{calls or '  (none)'}")
+                    calls = "\n".join(
+                        f"  {c.method} {json.dumps(c.params, ensure_ascii=False)[:200]}"
+                        f" files={list(c.files)} -> {c.status}"
+                        for c in self.calls[-15:]
+                    )
+                raise AssertionError(
+                    f"timed out after {timeout}s waiting for {what}; last calls:\n{calls or '  (none)'}"
+                )
             await asyncio.sleep(0.02)
         return result
 
@@ -340,23 +385,37 @@ class FakeTelegram:
     def _serve_file(self, handler, path: str) -> None:
         file_path = path.removeprefix(f"/file/bot{self.token}/")
         with self._cond:
-            data = next((f["data"] for f in self._files.values()
-                         if f["info"]["file_path"] == file_path), None)
+            data = next((f["data"] for f in self._files.values() if f["info"]["file_path"] == file_path), None)
         if data is None:
             answer = {"ok": False, "error_code": 404, "description": "Not Found"}
             return _send(handler, 404, json.dumps(answer).encode(), "application/json")
         _send(handler, 200, data, "application/octet-stream")
 
     # ----- state helpers (the lock is held, or taken: it is re-entrant) -----
-    def _push_user_message(self, user_id: int, content: dict, *, chat_id: int | None = None,
-                           username: str | None = "alice", first_name: str = "Alice",
-                           language_code: str | None = "en",
-                           reply_to_message_id: int | None = None) -> dict:
-        user = {"id": user_id, "is_bot": False, "first_name": first_name,
-                "username": username, "language_code": language_code}
+    def _push_user_message(
+        self,
+        user_id: int,
+        content: dict,
+        *,
+        chat_id: int | None = None,
+        username: str | None = "alice",
+        first_name: str = "Alice",
+        language_code: str | None = "en",
+        reply_to_message_id: int | None = None,
+    ) -> dict:
+        user = {
+            "id": user_id,
+            "is_bot": False,
+            "first_name": first_name,
+            "username": username,
+            "language_code": language_code,
+        }
         chat_id = user_id if chat_id is None else chat_id
-        chat = ({"id": chat_id, "first_name": first_name, "username": username, "type": "private"}
-                if chat_id == user_id else {"id": chat_id, "title": "Test group", "type": "group"})
+        chat = (
+            {"id": chat_id, "first_name": first_name, "username": username, "type": "private"}
+            if chat_id == user_id
+            else {"id": chat_id, "title": "Test group", "type": "group"}
+        )
         with self._cond:
             self._chats[chat_id] = {k: v for k, v in chat.items() if v is not None}
             user = {k: v for k, v in user.items() if v is not None}
@@ -370,19 +429,21 @@ class FakeTelegram:
         if reply_to is not None and reply_to not in visible:
             raise _bad("message to be replied not found")
         message_id = self._last_id[chat_id] = self._last_id.get(chat_id, 0) + 1  # numbered per chat
-        message = {"message_id": message_id, "from": sender, "chat": dict(chat),
-                   "date": int(time.time()), **content}
+        message = {"message_id": message_id, "from": sender, "chat": dict(chat), "date": int(time.time()), **content}
         if reply_to is not None:  # Telegram nests the replied-to message one level deep only
-            message["reply_to_message"] = {k: v for k, v in visible[reply_to].items()
-                                           if k != "reply_to_message"}
+            message["reply_to_message"] = {k: v for k, v in visible[reply_to].items() if k != "reply_to_message"}
         visible[message_id] = message
         return message
 
     def _store_file(self, data: bytes, prefix: str, ext: str) -> dict:
         n = len(self._files) + 1
         digest = hashlib.sha1(data).hexdigest()[:16]
-        info = {"file_id": f"{prefix[:3].upper()}{n}-{digest}", "file_unique_id": f"U{digest}",
-                "file_size": len(data), "file_path": f"{prefix}/file_{n}.{ext}"}
+        info = {
+            "file_id": f"{prefix[:3].upper()}{n}-{digest}",
+            "file_unique_id": f"U{digest}",
+            "file_size": len(data),
+            "file_path": f"{prefix}/file_{n}.{ext}",
+        }
         self._files[info["file_id"]] = {"data": data, "info": info}
         return info
 
@@ -390,8 +451,9 @@ class FakeTelegram:
         sizes = []
         for width, height, jpeg in _render_photo(data):
             info = self._store_file(jpeg, "photos", "jpg")
-            sizes.append({k: info[k] for k in ("file_id", "file_unique_id", "file_size")}
-                         | {"width": width, "height": height})
+            sizes.append(
+                {k: info[k] for k in ("file_id", "file_unique_id", "file_size")} | {"width": width, "height": height}
+            )
         for size in sizes:  # re-sending any size by file_id reproduces the whole photo
             self._files[size["file_id"]]["photo"] = sizes
         return sizes
@@ -402,8 +464,11 @@ class FakeTelegram:
         if mime in (None, "application/octet-stream"):
             mime = mimetypes.guess_type(name)[0] or "application/octet-stream"
         info = self._store_file(upload.data, "documents", name.rpartition(".")[2] if "." in name else "bin")
-        document = {"file_name": name, "mime_type": mime,
-                    **{k: info[k] for k in ("file_id", "file_unique_id", "file_size")}}
+        document = {
+            "file_name": name,
+            "mime_type": mime,
+            **{k: info[k] for k in ("file_id", "file_unique_id", "file_size")},
+        }
         self._files[info["file_id"]]["document"] = document
         return document
 
@@ -446,8 +511,7 @@ class FakeTelegram:
 
     def _bot_message(self, params: dict, content: dict, key: str) -> dict:
         chat_id = self._chat_id(params)
-        reply_to = (params.get("reply_parameters") or {}).get("message_id",
-                                                              params.get("reply_to_message_id"))
+        reply_to = (params.get("reply_parameters") or {}).get("message_id", params.get("reply_to_message_id"))
         if "inline_keyboard" in (params.get("reply_markup") or {}):
             content["reply_markup"] = params["reply_markup"]
         sender = {k: self.bot_user[k] for k in ("id", "is_bot", "first_name", "username")}
@@ -467,8 +531,7 @@ class FakeTelegram:
             raise _bad("message can't be edited")
         return message
 
-    def _edit(self, params: dict, message: dict, key: str, text: str | None,
-              signature: tuple | None = None) -> dict:
+    def _edit(self, params: dict, message: dict, key: str, text: str | None, signature: tuple | None = None) -> dict:
         where = (message["chat"]["id"], message["message_id"])
         signature = signature or self._signature(params, key, text)
         if signature == self._content.get(where):
@@ -544,8 +607,7 @@ class FakeTelegram:
         if "photo" not in source:
             raise _bad("type of file mismatch")
         caption = self._text(p, "caption")
-        return self._bot_message(p, {"photo": source["photo"], **({"caption": caption} if caption else {})},
-                                 "caption")
+        return self._bot_message(p, {"photo": source["photo"], **({"caption": caption} if caption else {})}, "caption")
 
     def _m_sendDocument(self, p, f):
         source = self._input_file(p, f, "document")
@@ -556,8 +618,9 @@ class FakeTelegram:
         if "document" not in source:
             raise _bad("type of file mismatch")
         caption = self._text(p, "caption")
-        return self._bot_message(p, {"document": source["document"],
-                                     **({"caption": caption} if caption else {})}, "caption")
+        return self._bot_message(
+            p, {"document": source["document"], **({"caption": caption} if caption else {})}, "caption"
+        )
 
     def _m_editMessageText(self, p, f):
         message = self._find(p, "edit")
