@@ -7,7 +7,6 @@ The server runs in daemon threads; test-side waits are async so the bot's loop k
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import binascii
 import io
@@ -24,6 +23,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlsplit
 
 from PIL import Image
+
+from .http import send, serve, shutdown, wait_until
 
 # Output sizes for imageSize "1K" from Google's docs; "2K" doubles them, "4K" quadruples.
 SIZES_1K = {
@@ -121,27 +122,6 @@ def _validate(body) -> str | None:
     return None
 
 
-def _send(handler: BaseHTTPRequestHandler, status: int, body: bytes, ctype: str) -> None:
-    try:
-        handler.send_response(status)
-        handler.send_header("Content-Type", ctype)
-        handler.send_header("Content-Length", str(len(body)))
-        handler.end_headers()
-        handler.wfile.write(body)
-    except (BrokenPipeError, ConnectionResetError):
-        pass  # the client timed out and hung up
-
-
-class _Handler(BaseHTTPRequestHandler):
-    def do_POST(self):
-        self.server.fake._handle(self)
-
-    do_GET = do_POST
-
-    def log_message(self, *args):
-        pass  # keep test output clean
-
-
 class FakeGemini:
     def __init__(self, api_key: str = "test-key"):
         self.api_key = api_key
@@ -161,19 +141,14 @@ class FakeGemini:
     # ----- lifecycle -----
     def start(self) -> FakeGemini:
         self._stopping.clear()
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
-        self._server.daemon_threads = True
-        self._server.block_on_close = False  # never wait for a sleeping request on teardown
-        self._server.fake = self
-        threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
+        self._server = serve(self)
         self.base_url = f"http://127.0.0.1:{self._server.server_address[1]}"
         return self
 
     def stop(self) -> None:
         self._stopping.set()  # cut short latency/delay sleeps
         if self._server:
-            self._server.shutdown()
-            self._server.server_close()
+            shutdown(self._server)
             self._server = None
 
     def __enter__(self) -> FakeGemini:
@@ -191,16 +166,12 @@ class FakeGemini:
             self._queue.append((kind, kw))
 
     async def wait_for(self, predicate, timeout: float = 10, what: str = "condition"):
-        deadline = time.monotonic() + timeout
-        while not (result := predicate(self)):
-            if time.monotonic() > deadline:
-                with self._lock:
-                    seen = [(r.model, r.prompt[:80]) for r in self.requests[-10:]]
-                raise AssertionError(
-                    f"Timed out after {timeout}s waiting for {what}; {len(self.requests)} requests, last: {seen}"
-                )
-            await asyncio.sleep(0.02)
-        return result
+        def describe():
+            with self._lock:
+                seen = [(r.model, r.prompt[:80]) for r in self.requests[-10:]]
+            return f"waiting for {what}; {len(self.requests)} requests, last: {seen}"
+
+        return await wait_until(predicate, self, timeout, describe)
 
     def image_size(self, aspect_ratio: str = "1:1", image_size: str = "1K") -> tuple[int, int]:
         width, height = SIZES_1K[aspect_ratio]
@@ -213,7 +184,7 @@ class FakeGemini:
         match = re.fullmatch(r"/v1beta/models/([^/:]+):generateContent", url.path)
         if handler.command != "POST" or not match:
             status, answer = _error(404, f"Method not found: {url.path}")
-            return _send(handler, status, json.dumps(answer).encode(), "application/json")
+            return send(handler, status, json.dumps(answer).encode(), "application/json")
         try:
             body = json.loads(raw)
         except ValueError:
@@ -227,12 +198,12 @@ class FakeGemini:
             key = headers.get("x-goog-api-key") or parse_qs(url.query).get("key", [None])[0]
             status, answer = self._answer(match[1], body, key)
             if isinstance(answer, bytes):  # "garbage"
-                return _send(handler, status, answer, "text/html; charset=utf-8")
-            _send(handler, status, json.dumps(answer).encode(), "application/json; charset=UTF-8")
+                return send(handler, status, answer, "text/html; charset=utf-8")
+            send(handler, status, json.dumps(answer).encode(), "application/json; charset=UTF-8")
         except Exception:  # a bug in the fake: make it visible instead of hanging the test
             traceback.print_exc()
             status, answer = _error(500, "fake crashed")
-            _send(handler, status, json.dumps(answer).encode(), "application/json")
+            send(handler, status, json.dumps(answer).encode(), "application/json")
         finally:
             with self._lock:
                 self.in_flight -= 1

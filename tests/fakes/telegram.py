@@ -8,7 +8,6 @@ The server runs in daemon threads; the test-side waits are async so the bot's lo
 
 from __future__ import annotations
 
-import asyncio
 import copy
 import hashlib
 import html
@@ -26,6 +25,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qsl, unquote, urlsplit
 
 from PIL import Image
+
+from .http import send, serve, shutdown, wait_until
 
 MB = 1024 * 1024
 PHOTO_SIDES = (90, 320, 800, 1280)  # thumbnails Telegram adds below the main size
@@ -159,28 +160,6 @@ def _decode_form(raw: dict[str, str]) -> dict:
     return params
 
 
-def _send(handler: BaseHTTPRequestHandler, status: int, body: bytes, ctype: str) -> None:
-    try:
-        handler.send_response(status)
-        handler.send_header("Content-Type", ctype)
-        handler.send_header("Content-Length", str(len(body)))
-        handler.end_headers()
-        handler.wfile.write(body)
-    except (BrokenPipeError, ConnectionResetError):
-        pass  # the client gave up, e.g. PTB cancelled a long poll on shutdown
-
-
-class _Handler(BaseHTTPRequestHandler):
-    # HTTP/1.0 (the default): one connection per request, so no idle keep-alive threads linger.
-    def do_POST(self):
-        self.server.fake._handle(self)
-
-    do_GET = do_POST
-
-    def log_message(self, *args):
-        pass  # keep test output clean
-
-
 class FakeTelegram:
     def __init__(self, token: str = "123:ABC"):
         self.token = token
@@ -212,11 +191,7 @@ class FakeTelegram:
 
     def start(self) -> FakeTelegram:
         self._stopping = False
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
-        self._server.daemon_threads = True
-        self._server.block_on_close = False  # teardown never waits for a long poll
-        self._server.fake = self
-        threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
+        self._server = serve(self)
         port = self._server.server_address[1]
         self.base_url = f"http://127.0.0.1:{port}/bot"
         self.base_file_url = f"http://127.0.0.1:{port}/file/bot"
@@ -227,8 +202,7 @@ class FakeTelegram:
             self._stopping = True
             self._cond.notify_all()  # long polls answer [] at once
         if self._server:
-            self._server.shutdown()
-            self._server.server_close()
+            shutdown(self._server)
             self._server = None
 
     def __enter__(self) -> FakeTelegram:
@@ -309,20 +283,16 @@ class FakeTelegram:
 
     async def wait_for(self, predicate, timeout: float = 10, what: str = "condition"):
         """Poll predicate(self) without blocking the event loop; returns its truthy result."""
-        deadline = time.monotonic() + timeout
-        while not (result := predicate(self)):
-            if time.monotonic() > deadline:
-                with self._cond:
-                    calls = "\n".join(
-                        f"  {c.method} {json.dumps(c.params, ensure_ascii=False)[:200]}"
-                        f" files={list(c.files)} -> {c.status}"
-                        for c in self.calls[-15:]
-                    )
-                raise AssertionError(
-                    f"timed out after {timeout}s waiting for {what}; last calls:\n{calls or '  (none)'}"
+
+        def describe():
+            with self._cond:
+                calls = "\n".join(
+                    f"  {c.method} {json.dumps(c.params, ensure_ascii=False)[:200]} files={list(c.files)} -> {c.status}"
+                    for c in self.calls[-15:]
                 )
-            await asyncio.sleep(0.02)
-        return result
+            return f"waiting for {what}; last calls:\n{calls or '  (none)'}"
+
+        return await wait_until(predicate, self, timeout, describe)
 
     async def wait_for_call(self, method: str, count: int = 1, timeout: float = 10) -> list[Call]:
         def enough(tg):
@@ -351,7 +321,7 @@ class FakeTelegram:
         except Exception:  # a bug in the fake: show it rather than let the test hang
             traceback.print_exc()
             status, answer = 500, {"ok": False, "error_code": 500, "description": "fake crashed"}
-        _send(handler, status, json.dumps(answer, ensure_ascii=False).encode(), "application/json")
+        send(handler, status, json.dumps(answer, ensure_ascii=False).encode(), "application/json")
 
     def _parse_request(self, handler, query: str, body: bytes) -> tuple[dict, dict]:
         params, files = _decode_form(dict(parse_qsl(query))), {}
@@ -388,8 +358,8 @@ class FakeTelegram:
             data = next((f["data"] for f in self._files.values() if f["info"]["file_path"] == file_path), None)
         if data is None:
             answer = {"ok": False, "error_code": 404, "description": "Not Found"}
-            return _send(handler, 404, json.dumps(answer).encode(), "application/json")
-        _send(handler, 200, data, "application/octet-stream")
+            return send(handler, 404, json.dumps(answer).encode(), "application/json")
+        send(handler, 200, data, "application/octet-stream")
 
     # ----- state helpers (the lock is held, or taken: it is re-entrant) -----
     def _push_user_message(

@@ -1,0 +1,53 @@
+"""What both fake servers share: a threaded HTTP server on 127.0.0.1 that hands each request
+to its fake's `_handle(handler)`, and an async wait that never blocks the bot's event loop."""
+
+import asyncio
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+
+class _Handler(BaseHTTPRequestHandler):
+    # HTTP/1.0 (the default): one connection per request, so no idle keep-alive threads linger.
+    def do_POST(self):
+        self.server.fake._handle(self)
+
+    do_GET = do_POST
+
+    def log_message(self, *args):
+        pass  # keep test output clean
+
+
+def serve(fake) -> ThreadingHTTPServer:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
+    server.daemon_threads = True
+    server.block_on_close = False  # teardown never waits for a long poll or a slow answer
+    server.fake = fake
+    threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
+    return server
+
+
+def shutdown(server: ThreadingHTTPServer) -> None:
+    server.shutdown()
+    server.server_close()
+
+
+def send(handler: BaseHTTPRequestHandler, status: int, body: bytes, ctype: str) -> None:
+    try:
+        handler.send_response(status)
+        handler.send_header("Content-Type", ctype)
+        handler.send_header("Content-Length", str(len(body)))
+        handler.end_headers()
+        handler.wfile.write(body)
+    except (BrokenPipeError, ConnectionResetError):
+        pass  # the client gave up: a timeout, or PTB cancelling a long poll on shutdown
+
+
+async def wait_until(predicate, subject, timeout: float, describe):
+    """Poll predicate(subject) until truthy and return it; on timeout fail with describe()."""
+    deadline = time.monotonic() + timeout
+    while not (result := predicate(subject)):
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s: {describe()}")
+        await asyncio.sleep(0.02)
+    return result
