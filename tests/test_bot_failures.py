@@ -144,3 +144,15 @@ async def test_telegram_flood_limit_is_waited_out_and_the_photo_still_arrives(bo
     [generation] = await settled(1, timeout=20)
     assert generation.status == "delivered"
     assert [call.status for call in tg.calls_of("sendPhoto")] == [429, 200]
+
+
+@pytest.mark.parametrize("text", ["/paint a cat", None])
+async def test_unknown_command_or_sticker_gets_a_hint(bot, tg, gemini, text):
+    if text:
+        tg.push_text(ALICE, text)
+    else:
+        sticker = {"file_id": "s1", "file_unique_id": "u1", "width": 512, "height": 512, "type": "regular"}
+        tg.push_message(ALICE, {"sticker": {**sticker, "is_animated": False, "is_video": False}})
+    [reply] = await tg.wait_for_call("sendMessage")
+    assert "I make images from text" in reply.params["text"]
+    assert gemini.requests == []

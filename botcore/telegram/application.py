@@ -63,6 +63,7 @@ def build_application():
             CommandHandler("generate", handlers.generate_command),
             CommandHandler("hd", handlers.hd_command),
             MessageHandler(private_text, handlers.text_message),
+            MessageHandler(filters.ChatType.PRIVATE & ~filters.StatusUpdate.ALL, handlers.unsupported),
         ]
     )
     application.add_error_handler(handlers.on_error)

@@ -121,6 +121,11 @@ async def submit(update, context, prompt, resolution=None):
         await jobs.tell_failure(context.bot, generation, "internal")
 
 
+async def unsupported(update, context):
+    """Anything else in a private chat (a sticker, a voice note, an unknown command) gets a hint."""
+    await update.effective_message.reply_html(texts.say(identity(update).language_code, texts.UNSUPPORTED))
+
+
 async def on_error(update, context):
     """Last resort: log the crash and tell the user something went wrong, instead of silence."""
     log.error("unhandled error in an update handler", exc_info=context.error)

@@ -28,6 +28,7 @@ QUOTA_UNLIMITED = _("unlimited images")
 QUOTA = _("Your plan: <b>%(tier)s</b>, %(quota)s. Highest resolution: %(resolution)s.")
 WORKING = _("🎨 Creating your image (%(resolution)s, %(aspect_ratio)s)…")
 MISSING_PROMPT = _("Add a description after the command, for example: <code>/%(command)s a lighthouse at dawn</code>")
+UNSUPPORTED = _("I make images from text. Send me a description of the picture you want, or /help.")
 INTERNAL = _("Sorry, something went wrong on our side. Nothing was charged; please try again.")
 
 REFUSALS = {

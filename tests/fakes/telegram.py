@@ -229,14 +229,14 @@ class FakeTelegram:
         content = {"text": text}
         if text.startswith("/"):  # CommandHandler needs the bot_command entity
             content["entities"] = [{"type": "bot_command", "offset": 0, "length": _utf16_len(text.split()[0])}]
-        return self._push_user_message(user_id, content, **kw)
+        return self.push_message(user_id, content, **kw)
 
     def push_photo(
         self, user_id: int, file_bytes: bytes, caption: str | None = None, media_group_id: str | None = None, **kw
     ) -> dict:
         with self._cond:
             content = {"photo": self._store_photo(file_bytes), "caption": caption, "media_group_id": media_group_id}
-        return self._push_user_message(user_id, content, **kw)
+        return self.push_message(user_id, content, **kw)
 
     def push_document(
         self,
@@ -249,7 +249,7 @@ class FakeTelegram:
     ) -> dict:
         with self._cond:
             document = self._store_document(UploadedFile(file_bytes, file_name, mime_type))
-        return self._push_user_message(user_id, {"document": document, "caption": caption}, **kw)
+        return self.push_message(user_id, {"document": document, "caption": caption}, **kw)
 
     def add_file(self, data: bytes, file_path_prefix: str = "documents", ext: str = "bin") -> str:
         """Register downloadable bytes (getFile + GET /file/...); returns the file_id."""
@@ -362,7 +362,7 @@ class FakeTelegram:
         send(handler, 200, data, "application/octet-stream")
 
     # ----- state helpers (the lock is held, or taken: it is re-entrant) -----
-    def _push_user_message(
+    def push_message(
         self,
         user_id: int,
         content: dict,
@@ -373,6 +373,7 @@ class FakeTelegram:
         language_code: str | None = "en",
         reply_to_message_id: int | None = None,
     ) -> dict:
+        """Push a message from user_id with any content (text, photo, sticker...) as Telegram would."""
         user = {
             "id": user_id,
             "is_bot": False,
