@@ -1,6 +1,5 @@
 import asyncio
 import importlib
-import os
 
 import pytest
 from asgiref.sync import sync_to_async
@@ -11,9 +10,7 @@ from django.db import connections
 from botcore.models import Generation
 from botcore.telegram.application import build_application, start, stop
 from tests.fakes import FakeGemini, FakeTelegram
-
-BOT_TOKEN = "123456:TEST-token"
-GEMINI_KEY = "test-gemini-key"
+from tests.fakes.processes import BOT_TOKEN, GEMINI_KEY
 
 
 @pytest.fixture(autouse=True)
@@ -31,30 +28,6 @@ def tg():
 def gemini():
     with FakeGemini(api_key=GEMINI_KEY) as fake:
         yield fake
-
-
-def process_env(tg, gemini, **extra):
-    """Environment for a bot or worker process of our own, sharing this test's database and fakes."""
-    db = connections["default"].settings_dict
-    if db["ENGINE"].endswith("sqlite3"):
-        database_url = f"sqlite:///{db['NAME']}"
-    else:
-        database_url = (
-            f"postgres://{db['USER']}:{db['PASSWORD']}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
-        )
-    return {
-        **os.environ,
-        "DJANGO_SETTINGS_MODULE": "nanobot_site.settings",
-        "NANOBOT_ENV_FILE": "",
-        "SECRET_KEY": "test-process",
-        "DATABASE_URL": database_url,
-        "TELEGRAM_BOT_TOKEN": BOT_TOKEN,
-        "TELEGRAM_BASE_URL": tg.base_url,
-        "TELEGRAM_BASE_FILE_URL": tg.base_file_url,
-        "GEMINI_API_KEY": GEMINI_KEY,
-        "GEMINI_BASE_URL": gemini.base_url,
-        **extra,
-    }
 
 
 @pytest.fixture

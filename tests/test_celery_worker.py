@@ -12,7 +12,8 @@ import pytest
 from asgiref.sync import sync_to_async
 
 from nanobot_site.celery import app as celery_app
-from tests.conftest import process_env, settled
+from tests.conftest import settled
+from tests.fakes.processes import process_env
 from tests.test_bot_generation import ALICE, texts_in, usage_of
 
 ROOT = Path(__file__).resolve().parent.parent

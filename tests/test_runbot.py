@@ -5,7 +5,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from tests.conftest import BOT_TOKEN, process_env, settled
+from tests.conftest import settled
+from tests.fakes.processes import BOT_TOKEN, process_env
 
 ROOT = Path(__file__).resolve().parent.parent
 

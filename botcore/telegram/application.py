@@ -6,12 +6,13 @@ from contextlib import AsyncExitStack
 
 from django.conf import settings
 from telegram import BotCommand
-from telegram.ext import AIORateLimiter, ApplicationBuilder, CommandHandler, MessageHandler, filters
+from telegram.ext import ApplicationBuilder, CommandHandler, MessageHandler, filters
 
 from botcore import jobs
 from botcore.providers import open_provider
 
 from . import handlers
+from .ratelimit import MessageRateLimiter
 
 log = logging.getLogger(__name__)
 
@@ -45,7 +46,7 @@ def build_application():
         .base_url(settings.TELEGRAM_BASE_URL)
         .base_file_url(settings.TELEGRAM_BASE_FILE_URL)
         .concurrent_updates(True)
-        .rate_limiter(AIORateLimiter(max_retries=2))
+        .rate_limiter(MessageRateLimiter(max_retries=3))
         .connect_timeout(10)
         .read_timeout(30)
         .write_timeout(60)

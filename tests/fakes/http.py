@@ -18,8 +18,12 @@ class _Handler(BaseHTTPRequestHandler):
         pass  # keep test output clean
 
 
+class _Server(ThreadingHTTPServer):
+    request_queue_size = 256  # the listen backlog: the default 5 drops connections under a burst
+
+
 def serve(fake) -> ThreadingHTTPServer:
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
+    server = _Server(("127.0.0.1", 0), _Handler)
     server.daemon_threads = True
     server.block_on_close = False  # teardown never waits for a long poll or a slow answer
     server.fake = fake

@@ -13,6 +13,7 @@ import hashlib
 import html
 import io
 import json
+import math
 import mimetypes
 import re
 import threading
@@ -59,6 +60,25 @@ HTML_TAGS = {
     "pre",
     "blockquote",
 }
+# Telegram's send limits, enforced only with FakeTelegram(rate_limits=True):
+GLOBAL_RATE = 30  # messages per second a bot may send overall (Bot API FAQ)
+GLOBAL_BURST = 30  # the global bucket holds one second's worth
+CHAT_RATE = 1.0  # messages per second to one chat (Bot API FAQ)
+CHAT_BURST = 3  # private chats tolerate short bursts before 429
+# Methods that create a message in a chat (a media group counts as one message).
+MESSAGE_METHODS = {
+    "sendMessage",
+    "sendPhoto",
+    "sendDocument",
+    "sendMediaGroup",
+    "sendAnimation",
+    "sendVideo",
+    "sendAudio",
+    "sendVoice",
+    "sendSticker",
+    "copyMessage",
+    "forwardMessage",
+}
 NOT_MODIFIED = (
     "message is not modified: specified new message content and reply markup are "
     "exactly the same as a current content and reply markup of the message"
@@ -88,6 +108,22 @@ class ApiError(Exception):
         self.body = {"ok": False, "error_code": status, "description": description}
         if retry_after is not None:
             self.body["parameters"] = {"retry_after": retry_after}
+
+
+class _Bucket:
+    """Token bucket refilled continuously at `rate` tokens/s up to `burst` (starts full)."""
+
+    def __init__(self, rate: float, burst: int):
+        self.rate, self.burst, self.tokens, self.stamp = rate, burst, float(burst), time.monotonic()
+
+    def wait(self, now: float) -> float:
+        """Seconds until one token is available; 0 if one is available now."""
+        self.tokens = min(self.burst, self.tokens + (now - self.stamp) * self.rate)
+        self.stamp = now
+        return max(0.0, (1 - self.tokens) / self.rate)
+
+    def take(self) -> None:
+        self.tokens -= 1
 
 
 def _bad(description: str) -> ApiError:
@@ -161,8 +197,9 @@ def _decode_form(raw: dict[str, str]) -> dict:
 
 
 class FakeTelegram:
-    def __init__(self, token: str = "123:ABC"):
+    def __init__(self, token: str = "123:ABC", rate_limits: bool = False):
         self.token = token
+        self.rate_limits = rate_limits  # enforce Telegram's send limits (429 + retry_after)
         self.bot_user = {
             "id": int(token.split(":")[0]),
             "is_bot": True,
@@ -185,6 +222,10 @@ class FakeTelegram:
         self._files: dict[str, dict] = {}  # file_id -> {"data", "info", and "photo" or "document"}
         self._failures: dict[str, list[ApiError]] = {}
         self._commands: dict[str, list] = {}
+        self._global_bucket = _Bucket(GLOBAL_RATE, GLOBAL_BURST)
+        self._chat_buckets: dict[str, _Bucket] = {}  # str(chat_id) -> bucket, made full on first use
+        self.rate_limited = 0  # 429 answers produced by the limiter (not by fail_next)
+        self.messages_sent = 0  # successful MESSAGE_METHODS calls, limits on or off
         self._stopping = False
         self._methods = {n[3:].lower(): n[3:] for n in dir(self) if n.startswith("_m_")}
         self._server: ThreadingHTTPServer | None = None
@@ -345,12 +386,30 @@ class FakeTelegram:
             try:
                 if failures := self._failures.get(method.lower()):
                     raise failures.pop(0)
+                counted = method in MESSAGE_METHODS
+                buckets = self._limit(params) if counted and self.rate_limits else []
                 result = copy.deepcopy(getattr(self, "_m_" + method)(params, files))
+                for bucket in buckets:  # only a message actually sent spends tokens
+                    bucket.take()
+                self.messages_sent += counted
                 call.status = 200
                 return result
             except ApiError as error:
                 call.status = error.status
                 raise
+
+    def _limit(self, params: dict) -> list[_Bucket]:
+        """Refuse with 429 like the real server if the global or the chat bucket is empty;
+        else return the buckets the call will spend from. Called under self._cond."""
+        key = str(params.get("chat_id"))
+        buckets = [self._global_bucket, self._chat_buckets.setdefault(key, _Bucket(CHAT_RATE, CHAT_BURST))]
+        now = time.monotonic()
+        wait = max(bucket.wait(now) for bucket in buckets)
+        if wait > 0:
+            self.rate_limited += 1
+            retry_after = max(1, math.ceil(wait))
+            raise ApiError(429, f"Too Many Requests: retry after {retry_after}", retry_after)
+        return buckets
 
     def _serve_file(self, handler, path: str) -> None:
         file_path = path.removeprefix(f"/file/bot{self.token}/")
