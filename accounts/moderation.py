@@ -2,7 +2,12 @@
 
 import unicodedata
 
+from django.core.cache import cache
+
 from .models import Ban, BannedKeyword
+
+KEYWORDS_CACHE_KEY = "moderation:keywords"
+KEYWORDS_CACHE_SECONDS = 30
 
 
 def normalize(text):
@@ -16,14 +21,24 @@ def normalize(text):
     return "".join(ch for ch in text if ch.isalnum())
 
 
+def active_keywords():
+    """(folded phrase, phrase) of every active banned keyword.
+
+    Cached for KEYWORDS_CACHE_SECONDS: a prompt check costs no query, and a keyword staff add
+    or disable takes effect within that time in every process.
+    """
+    keywords = cache.get(KEYWORDS_CACHE_KEY)
+    if keywords is None:
+        phrases = BannedKeyword.objects.filter(is_active=True).values_list("phrase", flat=True)
+        keywords = [(normalize(phrase), phrase) for phrase in phrases if normalize(phrase)]
+        cache.set(KEYWORDS_CACHE_KEY, keywords, KEYWORDS_CACHE_SECONDS)
+    return keywords
+
+
 def matching_keyword(prompt):
-    """The first active banned keyword the prompt contains, or None."""
+    """The first active banned keyword (its phrase) the prompt contains, or None."""
     folded = normalize(prompt)
-    for keyword in BannedKeyword.objects.filter(is_active=True).only("id", "phrase"):
-        needle = normalize(keyword.phrase)
-        if needle and needle in folded:
-            return keyword
-    return None
+    return next((phrase for needle, phrase in active_keywords() if needle in folded), None)
 
 
 def active_ban(user):

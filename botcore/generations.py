@@ -83,7 +83,7 @@ def request(*, identity, chat_id, prompt, resolution=None, aspect_ratio=None, me
     keyword = moderation.matching_keyword(prompt)
     if keyword:
         Generation.objects.create(
-            **log_fields, status=Generation.Status.REFUSED, error_code="banned_keyword", error_message=keyword.phrase
+            **log_fields, status=Generation.Status.REFUSED, error_code="banned_keyword", error_message=keyword
         )
         raise Refusal("banned_keyword")
     if not user.tier.allows(resolution):
@@ -91,7 +91,9 @@ def request(*, identity, chat_id, prompt, resolution=None, aspect_ratio=None, me
     with transaction.atomic():
         # Locking the user row serialises one user's requests, so the concurrency and
         # cooldown checks below can't be raced by the same user's parallel messages.
-        user = TelegramUser.objects.select_for_update().select_related("tier").get(pk=user.pk)
+        # of=("self",): lock only the user's row, not the tier row the join reads (which every
+        # user of the tier shares, and would serialise all their requests on PostgreSQL).
+        user = TelegramUser.objects.select_for_update(of=("self",)).select_related("tier").get(pk=user.pk)
         tier = user.tier
         now = timezone.now()
         # Open generations older than the stale limit are expired, so this window sees all that count.

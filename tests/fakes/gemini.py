@@ -127,7 +127,7 @@ class FakeGemini:
         self.api_key = api_key
         self.latency = 0.0  # seconds slept per request, in the handler thread
         self.image_format = "PNG"  # or "JPEG"
-        self.noisy = False  # random pixels: big files (a 4K noisy PNG is ~50 MB)
+        self.noisy = False  # random pixels, True or a share of rows: big files (a 4K noisy PNG is ~50 MB)
         self.with_thought_image = False  # Gemini 3 Pro: an interim "thought" image first
         self.requests: list[Received] = []
         self.in_flight = 0
@@ -292,18 +292,19 @@ class FakeGemini:
         return 200, content
 
     # ----- helpers -----
-    def _inline(self, width: int, height: int, fmt: str, noisy: bool, color: tuple = (70, 130, 180)) -> dict:
+    def _inline(self, width: int, height: int, fmt: str, noisy: bool | float, color: tuple = (70, 130, 180)) -> dict:
         key = (width, height, fmt, noisy, color)
         with self._lock:
             data = self._images.get(key)
         if data is None:  # encode outside the lock; a rare duplicate encode is harmless
-            if noisy:
-                image = Image.frombytes("RGB", (width, height), os.urandom(width * height * 3))
-            else:
-                image = Image.new("RGB", (width, height), color)
+            # noisy: True fills the image with random pixels, a fraction fills that share of its rows.
+            image = Image.new("RGB", (width, height), color)
+            rows = int(height * float(noisy))
+            if rows:
+                image.paste(Image.frombytes("RGB", (width, rows), os.urandom(width * rows * 3)), (0, 0))
             buf = io.BytesIO()
-            # Noise does not compress anyway; level 0 saves seconds on a 4K image.
-            png = {"compress_level": 0 if noisy else 1}
+            # Noise does not compress anyway; level 0 saves seconds on an all-noise 4K image.
+            png = {"compress_level": 0 if rows == height else 1}
             image.save(buf, fmt, **(png if fmt == "PNG" else {"quality": 90}))
             data = base64.b64encode(buf.getvalue()).decode()
             with self._lock:

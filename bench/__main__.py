@@ -1,0 +1,100 @@
+"""Run the benchmarks: `python -m bench [scenario ...]`. See docs/benchmarks.md."""
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import sys
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+SCENARIOS = ["burst", "overhead", "memory", "race"]
+
+
+def parse_args(argv):
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
+    parser.add_argument("scenarios", nargs="*", metavar="scenario", help=f"{SCENARIOS} (default: all)")
+    parser.add_argument("--users", type=int, default=200, help="burst: users sending at once")
+    parser.add_argument("--latency", type=float, default=3.0, help="burst: image API seconds per image")
+    parser.add_argument("--generations", type=int, default=500, help="overhead: generations per run")
+    parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 50], help="overhead: jobs in flight")
+    parser.add_argument("--jobs", type=int, default=50, help="memory: concurrent 4K jobs")
+    parser.add_argument("--requests", type=int, default=1000, help="race: simultaneous requests")
+    parser.add_argument("--json", type=Path, help="where to write the results (default bench/results/<time>.json)")
+    args = parser.parse_args(argv)
+    unknown = set(args.scenarios) - set(SCENARIOS)
+    if unknown:
+        parser.error(f"unknown scenario {', '.join(sorted(unknown))}; choose from {', '.join(SCENARIOS)}")
+    return args
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    os.environ["DJANGO_SETTINGS_MODULE"] = "bench.settings"
+    import django
+
+    django.setup()
+    from django.test.utils import setup_databases, teardown_databases
+
+    from . import scenarios
+
+    chosen = args.scenarios or SCENARIOS
+    databases = setup_databases(verbosity=0, interactive=False)
+    results = {"date": datetime.now(UTC).isoformat(timespec="seconds"), "machine": machine(), "scenarios": {}}
+    try:
+        for name in chosen:
+            started = time.monotonic()
+            if name == "burst":
+                figures = run(scenarios.burst(args.users, args.latency))
+            elif name == "overhead":
+                figures = [run(scenarios.overhead(args.generations, c)) for c in args.concurrency]
+            elif name == "memory":
+                figures = run(scenarios.memory(args.jobs))
+            else:
+                figures = scenarios.race(args.requests)
+            results["scenarios"][name] = figures
+            print_figures(name, figures, time.monotonic() - started)
+    finally:
+        teardown_databases(databases, verbosity=0)
+    path = args.json or Path(__file__).parent / "results" / f"{results['date'].replace(':', '')}.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(results, indent=2))
+    print(f"\nresults written to {path}")
+
+
+def run(scenario):
+    from asgiref.sync import sync_to_async
+    from django.db import connections
+
+    async def and_close():
+        try:
+            return await scenario
+        finally:  # the ORM ran on sync_to_async's thread: close its connection there
+            await sync_to_async(connections.close_all)()
+
+    return asyncio.run(and_close())
+
+
+def machine():
+    from django.db import connection
+
+    return {
+        "python": platform.python_version(),
+        "cpus": len(os.sched_getaffinity(0)),
+        "database": connection.vendor,
+    }
+
+
+def print_figures(name, figures, seconds):
+    print(f"\n== {name} ({seconds:.0f} s)")
+    for run in figures if isinstance(figures, list) else [figures]:
+        width = max(map(len, run))
+        for key, value in run.items():
+            print(f"  {key:<{width}}  {value}")
+        print()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,151 @@
+"""The scenarios of docs/benchmarks.md. Each returns a dict of figures it measured."""
+
+import asyncio
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+from asgiref.sync import sync_to_async
+from django.db import connection
+
+from accounts.models import QuotaUsage, TelegramUser
+from botcore import generations
+from botcore.models import Generation
+from tests.fakes import FakeGemini, FakeTelegram
+from tests.fakes.processes import BOT_TOKEN, GEMINI_KEY
+
+from .harness import bench_tier, bot_process, finished, make_users, reset_data
+
+TELEGRAM_MESSAGES_PER_SECOND = 30
+
+
+def delivered_photos(tg):
+    return [call for call in tg.calls_of("sendPhoto") if call.status == 200]
+
+
+async def burst(users=200, latency=3.0):
+    """`users` people send a prompt at the same instant; the image API takes `latency` seconds."""
+    tier = await sync_to_async(bench_tier)("bench burst")
+    await sync_to_async(reset_data)()
+    user_ids = await sync_to_async(make_users)(users, first_id=10_000, tier=tier)
+    with FakeTelegram(token=BOT_TOKEN, rate_limits=True) as tg, FakeGemini(api_key=GEMINI_KEY) as gemini:
+        gemini.latency = latency
+        async with bot_process(tg, gemini):
+            started = time.monotonic()
+            for user_id in user_ids:
+                tg.push_text(user_id, f"a portrait of visitor {user_id}")
+            statuses = await finished(users, timeout=600)
+            photos = delivered_photos(tg)
+    last_photo = max((call.at for call in photos), default=started)
+    seconds = last_photo - started
+    floor = latency + tg.messages_sent / TELEGRAM_MESSAGES_PER_SECOND
+    return {
+        "users": users,
+        "served": statuses.count("delivered"),
+        "not_served": users - statuses.count("delivered"),
+        "seconds_until_all_served": round(seconds, 2),
+        "messages_sent": tg.messages_sent,
+        "floor_seconds": round(floor, 2),
+        "ratio_to_floor": round(seconds / floor, 3),
+        "telegram_429s": tg.rate_limited,
+    }
+
+
+async def overhead(generations_count=500, concurrency=1):
+    """Bot CPU and SQL per generation with an instant image API, `concurrency` jobs in flight."""
+    tier = await sync_to_async(bench_tier)("bench overhead")
+    await sync_to_async(reset_data)()
+    user_ids = await sync_to_async(make_users)(generations_count, first_id=100_000, tier=tier)
+    with FakeTelegram(token=BOT_TOKEN) as tg, FakeGemini(api_key=GEMINI_KEY) as gemini:
+        async with bot_process(tg, gemini) as bot:
+            before = await bot.stats()
+            started = time.monotonic()
+            pushed = 0
+            while (done := len(delivered_photos(tg))) < generations_count:
+                while pushed < generations_count and pushed - done < concurrency:
+                    tg.push_text(user_ids[pushed], f"an instant picture {pushed}")
+                    pushed += 1
+                await asyncio.sleep(0.002)
+            statuses = await finished(generations_count, timeout=120)
+            seconds = time.monotonic() - started
+            after = await bot.stats()
+    return {
+        "generations": generations_count,
+        "concurrency": concurrency,
+        "delivered": statuses.count("delivered"),
+        "cpu_ms_per_generation": round((after["cpu_s"] - before["cpu_s"]) * 1000 / generations_count, 2),
+        "queries_per_generation": round((after["queries"] - before["queries"]) / generations_count, 2),
+        "generations_per_second": round(generations_count / seconds, 1),
+    }
+
+
+def race(requests=1000, users=50, remaining=10, threads=64, limit=20):
+    """`requests` simultaneous requests from `users` users with `remaining` images left each."""
+    tier = bench_tier("bench race", daily_limit=limit)
+    reset_data()
+    user_ids = make_users(users, first_id=1_000_000, tier=tier)
+    today = generations.quota.today()
+    QuotaUsage.objects.bulk_create(
+        QuotaUsage(user=user, day=today, used=limit - remaining) for user in TelegramUser.objects.filter(tier=tier)
+    )
+    go = threading.Event()
+
+    def ask(i):
+        go.wait()
+        user_id = user_ids[i % users]
+        try:
+            generations.request(identity=generations.Identity(telegram_id=user_id), chat_id=user_id, prompt=f"race {i}")
+            return True
+        except generations.Refusal:
+            return False
+
+    def ask_and_close(i):
+        try:
+            return ask(i)
+        finally:
+            connection.close()
+
+    with ThreadPoolExecutor(threads) as pool:
+        futures = [pool.submit(ask_and_close, i) for i in range(requests)]
+        time.sleep(0.5)  # let every thread reach the starting line
+        started = time.monotonic()
+        go.set()
+        granted = sum(future.result() for future in futures)
+        seconds = time.monotonic() - started
+    allowed = users * remaining
+    reserved = sum(QuotaUsage.objects.filter(day=today).values_list("reserved", flat=True))
+    return {
+        "database": connection.vendor,
+        "requests": requests,
+        "threads": threads,
+        "allowed": allowed,
+        "granted": granted,
+        "reserved_in_database": reserved,
+        "queued_generations": Generation.objects.filter(status=Generation.Status.QUEUED).count(),
+        "exact": granted == allowed == reserved,
+        "seconds": round(seconds, 2),
+    }
+
+
+async def memory(jobs=50, noise=0.25):
+    """`jobs` 4K images (PNGs of 10+ MB) arriving at once; the bot process's peak memory."""
+    tier = await sync_to_async(bench_tier)("bench memory")
+    await sync_to_async(reset_data)()
+    user_ids = await sync_to_async(make_users)(jobs, first_id=200_000, tier=tier)
+    with FakeTelegram(token=BOT_TOKEN) as tg, FakeGemini(api_key=GEMINI_KEY) as gemini:
+        gemini.noisy = noise
+        gemini.latency = 1.0  # long enough for every job to be waiting upstream at once
+        async with bot_process(tg, gemini) as bot:
+            before = await bot.stats()
+            for user_id in user_ids:
+                tg.push_text(user_id, f"/hd a detailed city map {user_id}")
+            statuses = await finished(jobs, timeout=600)
+            after = await bot.stats()
+    sizes = [len(call.files["document"].data) for call in tg.calls_of("sendDocument") if call.status == 200]
+    return {
+        "jobs": jobs,
+        "delivered": statuses.count("delivered"),
+        "original_mb": round(max(sizes, default=0) / 2**20, 1),
+        "rss_before_mb": round(before["rss_mb"]),
+        "peak_rss_mb": round(after["peak_rss_mb"]),
+    }
