@@ -61,7 +61,7 @@ async def _run(generation, bot, provider, started):
         photo_id, document_id = await delivery.deliver(
             bot,
             generation.chat_id,
-            result.data,
+            result.file,
             caption=texts.caption(generation.prompt, generation.resolution, generation.aspect_ratio),
             reply_to=generation.request_message_id,
             stem=f"nanobot-{generation.pk}",
@@ -71,6 +71,8 @@ async def _run(generation, bot, provider, started):
         code = "no_image" if isinstance(exc, delivery.UnreadableImage) else "delivery"
         await _fail(bot, generation, code, str(exc), **paid)
         return
+    finally:
+        result.close()
     await sync_to_async(generations.finish)(
         generation,
         Generation.Status.DELIVERED,

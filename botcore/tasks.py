@@ -1,8 +1,11 @@
 import asyncio
 
 from celery import shared_task
+from celery.signals import worker_process_init
 
-from . import jobs
+from . import jobs, memory
+
+worker_process_init.connect(lambda **kwargs: memory.return_freed_images_to_the_os(), weak=False)
 
 
 @shared_task(acks_late=True, ignore_result=True)

@@ -3,7 +3,9 @@
 import asyncio
 import logging
 import random
+import tempfile
 from dataclasses import dataclass, field
+from typing import BinaryIO
 
 log = logging.getLogger(__name__)
 
@@ -24,11 +26,25 @@ class ImageRequest:
 
 @dataclass(frozen=True)
 class ImageResult:
-    data: bytes
+    file: BinaryIO  # the image, spooled to disk when large, so waiting jobs don't hold it in memory
     mime_type: str
     provider: str
     model: str
     upstream_ms: int
+
+    def read(self):
+        self.file.seek(0)
+        return self.file.read()
+
+    def close(self):
+        self.file.close()
+
+
+def spool(data):
+    """A file holding `data`: in memory while small, on disk beyond a megabyte."""
+    file = tempfile.SpooledTemporaryFile(max_size=1024 * 1024)
+    file.write(data)
+    return file
 
 
 class ProviderError(Exception):

@@ -2,12 +2,14 @@
 
 import base64
 import binascii
+import json
 import re
 import time
 
 import httpx
 
-from .base import ImageResult, ProviderError, with_retries
+from .. import memory
+from .base import ImageResult, ProviderError, spool, with_retries
 
 SAFETY_REASONS = {
     "SAFETY",
@@ -43,27 +45,40 @@ class GeminiProvider:
     async def _post(self, body):
         started = time.monotonic()
         try:
-            response = await self.client.post(
+            async with self.client.stream(
+                "POST",
                 self.url,
                 json=body,
                 headers={"x-goog-api-key": self.api_key},
                 timeout=httpx.Timeout(self.timeout, connect=min(10.0, self.timeout)),
-            )
+            ) as response:
+                if response.status_code != 200:
+                    await response.aread()
+                    raise http_error(response)
+                # The wait for the image is over; reading and decoding it is bounded, not the wait.
+                reading, _ = memory.for_this_loop()
+                async with reading:
+                    # Not response.aread(): the response would keep the body after we are done with it.
+                    body = b"".join([chunk async for chunk in response.aiter_bytes()])
+                    data, mime_type = extract_image(_json(body))
+                    del body
+                    file = spool(data)
+                    del data
         except httpx.TimeoutException:
             raise ProviderError(ProviderError.TIMEOUT, f"no answer within {self.timeout:.0f}s") from None
         except httpx.TransportError as exc:
             raise ProviderError(ProviderError.UNAVAILABLE, type(exc).__name__) from None
         upstream_ms = int((time.monotonic() - started) * 1000)
-        if response.status_code != 200:
-            raise http_error(response)
-        try:
-            payload = response.json()
-        except ValueError:
-            raise ProviderError(ProviderError.UNAVAILABLE, "answer is not JSON") from None
-        data, mime_type = extract_image(payload)
         return ImageResult(
-            data=data, mime_type=mime_type, provider=self.name, model=self.model, upstream_ms=upstream_ms
+            file=file, mime_type=mime_type, provider=self.name, model=self.model, upstream_ms=upstream_ms
         )
+
+
+def _json(content):
+    try:
+        return json.loads(content)
+    except ValueError:
+        raise ProviderError(ProviderError.UNAVAILABLE, "answer is not JSON") from None
 
 
 def request_body(request):

@@ -12,6 +12,8 @@ from telegram import ReplyParameters
 from telegram.constants import ChatAction, ParseMode
 from telegram.error import TelegramError
 
+from botcore import memory
+
 log = logging.getLogger(__name__)
 
 PHOTO_MAX_BYTES = 10 * 1024 * 1024
@@ -65,39 +67,59 @@ def prepare(data, stem="image"):
 
 def _preview(image):
     with _decoding:
-        image.draft("RGB", (PHOTO_SHOWN_SIDE, PHOTO_SHOWN_SIDE))  # JPEG decodes at reduced scale
-        preview = image.convert("RGB")
-        preview.thumbnail((PHOTO_SHOWN_SIDE, PHOTO_SHOWN_SIDE), Image.Resampling.LANCZOS)
+        # thumbnail() works in place (a JPEG even decodes at reduced scale), so the full-size
+        # pixels exist once; convert() afterwards copies only the small image.
+        image.thumbnail((PHOTO_SHOWN_SIDE, PHOTO_SHOWN_SIDE), Image.Resampling.LANCZOS)
+        preview = image if image.mode == "RGB" else image.convert("RGB")
         out = BytesIO()
         preview.save(out, "JPEG", quality=PREVIEW_QUALITY)
         return out.getvalue()
 
 
-async def deliver(bot, chat_id, data, *, caption, reply_to=None, stem="image"):
-    """Send the image; returns (photo file_id, original document file_id or "")."""
-    prepared = await asyncio.to_thread(prepare, data, stem)
-    reply = ReplyParameters(reply_to, allow_sending_without_reply=True) if reply_to else None
-    message = await bot.send_photo(
-        chat_id,
-        photo=prepared.photo,
-        filename=prepared.photo_filename,
-        caption=caption,
-        parse_mode=ParseMode.HTML,
-        reply_parameters=reply,
-    )
-    document_id = ""
-    if prepared.send_original:
-        try:
-            document = await bot.send_document(
-                chat_id,
-                document=data,
-                filename=prepared.original_filename,
-                disable_content_type_detection=True,
-                reply_parameters=ReplyParameters(message.message_id, allow_sending_without_reply=True),
-            )
-            document_id = document.document.file_id
-        except TelegramError as exc:  # the photo arrived; the user still has their image
-            log.warning("original file not sent to chat %s: %s", chat_id, exc)
+def _memory_needed_mb(file):
+    """What preparing and uploading this image holds in memory: the bytes (and the upload's
+    copy of them), plus the decoded pixels when a preview has to be made."""
+    size = file.seek(0, 2)
+    file.seek(0)
+    try:
+        with Image.open(file) as image:
+            width, height = image.size
+    except (OSError, ValueError):
+        width = height = 0  # prepare() will say it is unreadable
+    file.seek(0)
+    needs_preview = size > PHOTO_MAX_BYTES or width + height > PHOTO_MAX_SIDES
+    pixels = width * height * 4 if needs_preview else 0  # decoded RGB plus the smaller preview
+    return (3 * size + pixels) // memory.MB + 1
+
+
+async def deliver(bot, chat_id, file, *, caption, reply_to=None, stem="image"):
+    """Send the image in `file`; returns (photo file_id, original document file_id or "")."""
+    _, budget = memory.for_this_loop()
+    async with budget.hold(await asyncio.to_thread(_memory_needed_mb, file)):
+        data = await asyncio.to_thread(file.read)
+        prepared = await asyncio.to_thread(prepare, data, stem)
+        reply = ReplyParameters(reply_to, allow_sending_without_reply=True) if reply_to else None
+        message = await bot.send_photo(
+            chat_id,
+            photo=prepared.photo,
+            filename=prepared.photo_filename,
+            caption=caption,
+            parse_mode=ParseMode.HTML,
+            reply_parameters=reply,
+        )
+        document_id = ""
+        if prepared.send_original:
+            try:
+                document = await bot.send_document(
+                    chat_id,
+                    document=data,
+                    filename=prepared.original_filename,
+                    disable_content_type_detection=True,
+                    reply_parameters=ReplyParameters(message.message_id, allow_sending_without_reply=True),
+                )
+                document_id = document.document.file_id
+            except TelegramError as exc:  # the photo arrived; the user still has their image
+                log.warning("original file not sent to chat %s: %s", chat_id, exc)
     return message.photo[-1].file_id, document_id
 
 
