@@ -63,7 +63,8 @@ async def overhead(generations_count=500, concurrency=1):
             before = await bot.stats()
             started = time.monotonic()
             pushed = 0
-            while (done := len(delivered_photos(tg))) < generations_count:
+            deadline = started + 600
+            while (done := len(delivered_photos(tg))) < generations_count and time.monotonic() < deadline:
                 while pushed < generations_count and pushed - done < concurrency:
                     tg.push_text(user_ids[pushed], f"an instant picture {pushed}")
                     pushed += 1
