@@ -90,7 +90,3 @@ async def finished(count, timeout):
         if len(statuses) >= count or time.monotonic() > deadline:
             return statuses
         await asyncio.sleep(0.05)
-
-
-def cpu_count():
-    return len(os.sched_getaffinity(0))

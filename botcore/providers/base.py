@@ -32,10 +32,6 @@ class ImageResult:
     model: str
     upstream_ms: int
 
-    def read(self):
-        self.file.seek(0)
-        return self.file.read()
-
     def close(self):
         self.file.close()
 
