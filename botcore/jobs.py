@@ -15,7 +15,7 @@ from django.conf import settings
 from django.core.cache import cache
 from telegram import Bot
 from telegram.constants import ParseMode
-from telegram.error import BadRequest, Forbidden, TelegramError
+from telegram.error import Forbidden, TelegramError
 
 from . import generations
 from .models import Generation
@@ -101,10 +101,10 @@ async def tell_failure(bot, generation, code):
                 text, chat_id=generation.chat_id, message_id=generation.status_message_id, parse_mode=ParseMode.HTML
             )
             return
-    except BadRequest:
-        pass
     except Forbidden:  # the user blocked the bot
         return
+    except TelegramError as exc:  # the status message is gone, or Telegram didn't answer: say it anew
+        log.info("status message of generation %s not edited: %s", generation.pk, exc)
     with suppress(TelegramError):
         await bot.send_message(generation.chat_id, text, parse_mode=ParseMode.HTML)
 

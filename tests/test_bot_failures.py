@@ -156,3 +156,13 @@ async def test_unknown_command_or_sticker_gets_a_hint(bot, tg, gemini, text):
     [reply] = await tg.wait_for_call("sendMessage")
     assert "I make images from text" in reply.params["text"]
     assert gemini.requests == []
+
+
+async def test_failure_is_still_told_when_telegram_fails_the_edit(bot, tg, gemini):
+    gemini.enqueue("finish", finish_reason="IMAGE_SAFETY")
+    tg.fail_next("editMessageText", 500, "Internal Server Error")
+    tg.push_text(ALICE, "a dragon over a city")
+    [generation] = await settled(1)
+    await tg.wait_for(lambda t: "for safety reasons" in texts_in(t, ALICE)[-1], what="the explanation")
+    assert generation.error_code == "safety"
+    assert await sync_to_async(usage_of)(ALICE) == (0, 0)

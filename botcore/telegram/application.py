@@ -1,7 +1,6 @@
 """The one place the bot's handlers are registered; used by `runbot` (polling) and by tests."""
 
 import asyncio
-import logging
 from contextlib import AsyncExitStack
 
 from django.conf import settings
@@ -13,10 +12,6 @@ from botcore.providers import open_provider
 
 from . import handlers
 from .ratelimit import MessageRateLimiter
-
-log = logging.getLogger(__name__)
-
-TELEGRAM_CONNECTIONS = 32
 
 COMMANDS = [
     BotCommand("generate", "Create an image at 2K"),
@@ -48,10 +43,7 @@ def build_application():
         .base_url(settings.TELEGRAM_BASE_URL)
         .base_file_url(settings.TELEGRAM_BASE_FILE_URL)
         .concurrent_updates(True)
-        # httpcore checks every pooled connection on each request; Telegram's send limits need
-        # far fewer than the default 256 connections, and each one less is less work per call.
-        .connection_pool_size(TELEGRAM_CONNECTIONS)
-        .pool_timeout(30)  # wait for a free connection under a burst instead of failing after 1 s
+        .pool_timeout(30)  # when Telegram is slow, wait for a free connection rather than fail after 1 s
         .rate_limiter(MessageRateLimiter(max_retries=3))
         .connect_timeout(10)
         .read_timeout(30)
