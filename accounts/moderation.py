@@ -30,7 +30,7 @@ def active_keywords():
     keywords = cache.get(KEYWORDS_CACHE_KEY)
     if keywords is None:
         phrases = BannedKeyword.objects.filter(is_active=True).values_list("phrase", flat=True)
-        keywords = [(normalize(phrase), phrase) for phrase in phrases if normalize(phrase)]
+        keywords = [(needle, phrase) for phrase in phrases if (needle := normalize(phrase))]
         cache.set(KEYWORDS_CACHE_KEY, keywords, KEYWORDS_CACHE_SECONDS)
     return keywords
 

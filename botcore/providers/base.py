@@ -7,6 +7,8 @@ import tempfile
 from dataclasses import dataclass, field
 from typing import BinaryIO
 
+from botcore.memory import MB
+
 log = logging.getLogger(__name__)
 
 
@@ -38,7 +40,7 @@ class ImageResult:
 
 def spool(data):
     """A file holding `data`: in memory while small, on disk beyond a megabyte."""
-    file = tempfile.SpooledTemporaryFile(max_size=1024 * 1024)
+    file = tempfile.SpooledTemporaryFile(max_size=MB)
     file.write(data)
     return file
 

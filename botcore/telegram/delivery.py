@@ -41,6 +41,15 @@ class Prepared:
     send_original: bool
 
 
+def fits_as_photo(size, width, height):
+    """Whether Telegram takes these image bytes as a photo as they are."""
+    return (
+        size <= PHOTO_MAX_BYTES
+        and width + height <= PHOTO_MAX_SIDES
+        and max(width, height) <= PHOTO_MAX_RATIO * min(width, height)
+    )
+
+
 def prepare(data, stem="image"):
     """Decide what to send for these image bytes; recompress a preview when Telegram wouldn't take them."""
     try:
@@ -49,11 +58,7 @@ def prepare(data, stem="image"):
             extension = EXTENSIONS.get(image.format)
             if extension is None:
                 raise UnreadableImage(f"unsupported format {image.format}")
-            fits = (
-                len(data) <= PHOTO_MAX_BYTES
-                and width + height <= PHOTO_MAX_SIDES
-                and max(width, height) <= PHOTO_MAX_RATIO * min(width, height)
-            )
+            fits = fits_as_photo(len(data), width, height)
             photo = data if fits else _preview(image)
     except (OSError, ValueError, Image.DecompressionBombError) as exc:
         raise UnreadableImage(str(exc)) from None
@@ -87,8 +92,7 @@ def _memory_needed_mb(file):
     except (OSError, ValueError):
         width = height = 0  # prepare() will say it is unreadable
     file.seek(0)
-    needs_preview = size > PHOTO_MAX_BYTES or width + height > PHOTO_MAX_SIDES
-    pixels = width * height * 4 if needs_preview else 0  # decoded RGB plus the smaller preview
+    pixels = 0 if fits_as_photo(size, width, height) else width * height * 4  # decoded RGB plus the preview
     return (3 * size + pixels) // memory.MB + 1
 
 
