@@ -28,6 +28,7 @@ def write_stats(signum, frame):
     status = dict(line.split(":", 1) for line in open("/proc/self/status") if ":" in line)
     stats = {
         "cpu_s": usage.ru_utime + usage.ru_stime,
+        "cpu_sys_s": usage.ru_stime,
         "rss_mb": int(status["VmRSS"].split()[0]) / 1024,
         "peak_rss_mb": int(status["VmHWM"].split()[0]) / 1024,
         "queries": _queries[0],

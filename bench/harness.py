@@ -38,8 +38,8 @@ class BotProcess:
 
 @asynccontextmanager
 async def bot_process(tg, gemini, **env):
-    env.setdefault("BENCH_PROFILE", os.environ.get("BENCH_PROFILE", ""))
     """`runbot` in a process of its own (so its CPU and memory are its own), ready to serve."""
+    env.setdefault("BENCH_PROFILE", os.environ.get("BENCH_PROFILE", ""))
     stats_path = Path(tempfile.mkdtemp()) / "stats.json"
     process = subprocess.Popen(
         [sys.executable, "-m", "bench.botprocess"],

@@ -77,6 +77,8 @@ async def overhead(generations_count=500, concurrency=1):
         "concurrency": concurrency,
         "delivered": statuses.count("delivered"),
         "cpu_ms_per_generation": round((after["cpu_s"] - before["cpu_s"]) * 1000 / generations_count, 2),
+        # of which in the kernel: socket and file system calls
+        "cpu_ms_in_kernel": round((after["cpu_sys_s"] - before["cpu_sys_s"]) * 1000 / generations_count, 2),
         "queries_per_generation": round((after["queries"] - before["queries"]) / generations_count, 2),
         "generations_per_second": round(generations_count / seconds, 1),
     }

@@ -21,6 +21,7 @@ from . import generations
 from .models import Generation
 from .providers import ImageRequest, ProviderError, open_provider
 from .telegram import delivery, texts
+from .telegram.transport import bot_request
 
 log = logging.getLogger(__name__)
 
@@ -150,6 +151,7 @@ async def run_generation_standalone(generation_id, status_message_id=None):
         settings.TELEGRAM_BOT_TOKEN,
         base_url=settings.TELEGRAM_BASE_URL,
         base_file_url=settings.TELEGRAM_BASE_FILE_URL,
+        request=bot_request(),
     )
     async with bot, open_provider() as provider:
         await run_generation(generation_id, bot=bot, provider=provider, status_message_id=status_message_id)

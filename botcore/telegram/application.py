@@ -12,6 +12,7 @@ from botcore.providers import open_provider
 
 from . import handlers
 from .ratelimit import MessageRateLimiter
+from .transport import bot_request
 
 COMMANDS = [
     BotCommand("generate", "Create an image at 2K"),
@@ -43,12 +44,9 @@ def build_application():
         .base_url(settings.TELEGRAM_BASE_URL)
         .base_file_url(settings.TELEGRAM_BASE_FILE_URL)
         .concurrent_updates(True)
-        .pool_timeout(30)  # when Telegram is slow, wait for a free connection rather than fail after 1 s
+        .request(bot_request())
+        .get_updates_request(bot_request(pool_size=1))
         .rate_limiter(MessageRateLimiter(max_retries=3))
-        .connect_timeout(10)
-        .read_timeout(30)
-        .write_timeout(60)
-        .media_write_timeout(120)
         .post_init(_post_init)
         .post_shutdown(_post_shutdown)
         .build()

@@ -5,6 +5,8 @@ from django.core.management.base import BaseCommand, CommandError
 from telegram import Bot, Update
 from telegram.error import TelegramError
 
+from botcore.telegram.transport import bot_request
+
 
 class Command(BaseCommand):
     help = "Tell Telegram to deliver updates to this deployment's webhook (instead of runbot's polling)."
@@ -23,6 +25,6 @@ class Command(BaseCommand):
         self.stdout.write(f"Telegram now sends updates to {url}")
 
     async def register(self, url):
-        bot = Bot(settings.TELEGRAM_BOT_TOKEN, base_url=settings.TELEGRAM_BASE_URL)
+        bot = Bot(settings.TELEGRAM_BOT_TOKEN, base_url=settings.TELEGRAM_BASE_URL, request=bot_request(pool_size=1))
         async with bot:
             await bot.set_webhook(url, secret_token=settings.TELEGRAM_WEBHOOK_SECRET, allowed_updates=Update.ALL_TYPES)
