@@ -16,12 +16,19 @@ def today(now=None):
 
 
 def reserve(user, day, count=1):
-    """Reserve `count` images for `user` on `day`; False when that would pass the tier's limit."""
-    QuotaUsage.objects.bulk_create([QuotaUsage(user=user, day=day)], ignore_conflicts=True)
+    """Reserve `count` images for `user` on `day`; False when that would pass the tier's limit.
+
+    Inside a transaction, the UPDATE also locks the user's row for the day until commit, so
+    the same user's parallel requests queue behind each other from here on.
+    """
     usage = QuotaUsage.objects.filter(user=user, day=day)
     limit = user.tier.daily_limit
     if limit is not None:
         usage = usage.filter(used__lte=limit - count - F("reserved"))
+    if usage.update(reserved=F("reserved") + count):
+        return True
+    # No row yet (the day's first request), or the limit is reached: make sure the row exists, ask again.
+    QuotaUsage.objects.bulk_create([QuotaUsage(user=user, day=day)], ignore_conflicts=True)
     return usage.update(reserved=F("reserved") + count) == 1
 
 

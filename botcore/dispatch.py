@@ -8,23 +8,23 @@ from . import jobs
 PUBLISH_RETRY = {"max_retries": 2, "interval_start": 0.2, "interval_step": 0.5, "interval_max": 1}
 
 
-async def submit(application, generation_id, status_message_id):
+async def submit(application, generation, status_message_id):
     if settings.CELERY_BROKER_URL:
         from .tasks import run_generation_task
 
         # A bounded retry: a user waiting on "Creating your image…" should hear within seconds
         # that the broker is down, not after Celery's default minutes of reconnecting.
         await sync_to_async(run_generation_task.apply_async)(
-            (generation_id, status_message_id), retry=True, retry_policy=PUBLISH_RETRY
+            (generation.pk, status_message_id), retry=True, retry_policy=PUBLISH_RETRY
         )
         return
     # Application.stop() awaits tasks made by create_task, so a shutdown lets running jobs finish.
     application.create_task(
         jobs.run_generation(
-            generation_id,
+            generation,
             bot=application.bot,
             provider=application.bot_data["provider"],
             status_message_id=status_message_id,
         ),
-        name=f"generation-{generation_id}",
+        name=f"generation-{generation.pk}",
     )

@@ -16,7 +16,6 @@ from django.db.models import Count, Max, Q
 from django.utils import timezone
 
 from accounts import moderation, quota
-from accounts.models import TelegramUser
 from accounts.users import user_touch
 
 from .models import Generation
@@ -89,11 +88,12 @@ def request(*, identity, chat_id, prompt, resolution=None, aspect_ratio=None, me
     if not user.tier.allows(resolution):
         raise Refusal("resolution", resolution=resolution, maximum=user.tier.max_resolution)
     with transaction.atomic():
-        # Locking the user row serialises one user's requests, so the concurrency and
-        # cooldown checks below can't be raced by the same user's parallel messages.
-        # of=("self",): lock only the user's row, not the tier row the join reads (which every
-        # user of the tier shares, and would serialise all their requests on PostgreSQL).
-        user = TelegramUser.objects.select_for_update(of=("self",)).select_related("tier").get(pk=user.pk)
+        # The reservation comes first: its UPDATE locks the user's quota row until commit, so the
+        # same user's parallel messages pass the checks below one at a time, each seeing the others'.
+        # A refusal below rolls the reservation back with the rest.
+        day = quota.today()
+        if not quota.reserve(user, day):
+            raise Refusal("quota", limit=user.tier.daily_limit)
         tier = user.tier
         now = timezone.now()
         # Open generations older than the stale limit are expired, so this window sees all that count.
@@ -109,21 +109,19 @@ def request(*, identity, chat_id, prompt, resolution=None, aspect_ratio=None, me
             wait = stats["last"] + timedelta(seconds=tier.cooldown_seconds) - now
             if wait > timedelta(0):
                 raise Refusal("cooldown", seconds=int(wait.total_seconds()) + 1)
-        day = quota.today()
-        if not quota.reserve(user, day):
-            raise Refusal("quota", limit=tier.daily_limit)
         return Generation.objects.create(**log_fields, quota_day=day, created_at=now)
 
 
-def start(generation_id, status_message_id=None):
-    """Move a queued generation to running; None when it is not queued (already taken or expired)."""
+def start(generation, status_message_id=None):
+    """Move a queued generation to running; False when it is not queued (already taken or expired)."""
     fields = {"status": Generation.Status.RUNNING, "started_at": timezone.now()}
     if status_message_id:
         fields["status_message_id"] = status_message_id
-    taken = Generation.objects.filter(pk=generation_id, status=Generation.Status.QUEUED).update(**fields)
-    if not taken:
-        return None
-    return Generation.objects.select_related("user").get(pk=generation_id)
+    if not Generation.objects.filter(pk=generation.pk, status=Generation.Status.QUEUED).update(**fields):
+        return False
+    for name, value in fields.items():
+        setattr(generation, name, value)
+    return True
 
 
 def finish(generation, status, **fields):

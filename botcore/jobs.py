@@ -28,16 +28,15 @@ log = logging.getLogger(__name__)
 ADMIN_ALERT_EVERY_SECONDS = 600
 
 
-async def run_generation(generation_id, *, bot, provider, status_message_id=None):
+async def run_generation(generation, *, bot, provider, status_message_id=None):
     started = time.monotonic()
-    generation = await sync_to_async(generations.start)(generation_id, status_message_id)
-    if generation is None:
-        log.info("generation %s is not queued any more; skipped", generation_id)
+    if not await sync_to_async(generations.start)(generation, status_message_id):
+        log.info("generation %s is not queued any more; skipped", generation.pk)
         return
     try:
         await _run(generation, bot, provider, started)
     except Exception:
-        log.exception("generation %s crashed", generation_id)
+        log.exception("generation %s crashed", generation.pk)
         await _fail(bot, generation, "internal", "unexpected error")
 
 
@@ -153,8 +152,12 @@ async def run_generation_standalone(generation_id, status_message_id=None):
         base_file_url=settings.TELEGRAM_BASE_FILE_URL,
         request=bot_request(),
     )
+    generation = await Generation.objects.select_related("user").filter(pk=generation_id).afirst()
+    if generation is None:
+        log.warning("generation %s does not exist; skipped", generation_id)
+        return
     async with bot, open_provider() as provider:
-        await run_generation(generation_id, bot=bot, provider=provider, status_message_id=status_message_id)
+        await run_generation(generation, bot=bot, provider=provider, status_message_id=status_message_id)
 
 
 def _ms_since(started):

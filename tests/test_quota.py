@@ -107,3 +107,19 @@ def test_simultaneous_requests_for_the_last_image_get_it_once():
     results = race(10, ask)
     assert sum(isinstance(r, Generation) for r in results) == 1
     assert results.count("quota") == 9
+
+
+@pytest.mark.django_db(transaction=True)
+def test_simultaneous_messages_of_one_user_respect_the_tiers_job_limit():
+    user = UserFactory(tier=TierFactory(daily_limit=None, max_concurrent_jobs=2))
+
+    def ask():
+        try:
+            return generations.request(identity=identity_of(user), chat_id=user.telegram_id, prompt="many cats")
+        except generations.Refusal as refusal:
+            return refusal.code
+
+    results = race(10, ask)
+    assert sum(isinstance(r, Generation) for r in results) == 2
+    assert results.count("busy") == 8
+    assert QuotaUsage.objects.get(user=user, day=quota.today()).reserved == 2

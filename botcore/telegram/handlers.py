@@ -111,7 +111,7 @@ async def submit(update, context, prompt, resolution=None):
         )
         return
     try:
-        await dispatch.submit(context.application, generation.pk, status.message_id)
+        await dispatch.submit(context.application, generation, status.message_id)
     except Exception:  # e.g. the Celery broker is down: the job never started, so nothing is owed
         log.exception("generation %s could not be handed over", generation.pk)
         await sync_to_async(generations.finish)(
