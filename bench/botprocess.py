@@ -47,14 +47,7 @@ def main():
 
     connection_created.connect(count_queries_of)
     signal.signal(signal.SIGUSR1, write_stats)
-    if os.environ.get("BENCH_PROFILE"):  # where to write a cProfile of the whole run
-        import cProfile
-
-        cProfile.runctx(
-            'call_command("runbot")', globals(), {"call_command": call_command}, os.environ["BENCH_PROFILE"]
-        )
-    else:
-        call_command("runbot")
+    call_command("runbot")
 
 
 if __name__ == "__main__":

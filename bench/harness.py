@@ -2,7 +2,6 @@
 
 import asyncio
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -39,7 +38,6 @@ class BotProcess:
 @asynccontextmanager
 async def bot_process(tg, gemini, **env):
     """`runbot` in a process of its own (so its CPU and memory are its own), ready to serve."""
-    env.setdefault("BENCH_PROFILE", os.environ.get("BENCH_PROFILE", ""))
     stats_path = Path(tempfile.mkdtemp()) / "stats.json"
     process = subprocess.Popen(
         [sys.executable, "-m", "bench.botprocess"],

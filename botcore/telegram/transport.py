@@ -6,7 +6,6 @@ calls. PTB supports custom transports through BaseRequest; this one keeps HTTPXR
 semantics and maps errors the same way (TimedOut, NetworkError), so everything above it is unchanged.
 """
 
-import asyncio
 import re
 
 import aiohttp
@@ -53,7 +52,12 @@ class AiohttpRequest(BaseRequest):
     ):
         self._session = None
         self._pool_size = connection_pool_size
-        self._timeouts = {"read": read_timeout, "write": write_timeout, "connect": connect_timeout, "pool": pool_timeout}
+        self._timeouts = {
+            "read": read_timeout,
+            "write": write_timeout,
+            "connect": connect_timeout,
+            "pool": pool_timeout,
+        }
         self._media_write_timeout = media_write_timeout
 
     @property
@@ -63,9 +67,7 @@ class AiohttpRequest(BaseRequest):
     async def initialize(self):
         if self._session is None or self._session.closed:
             # trust_env: honour HTTPS_PROXY and friends, as PTB's httpx transport does.
-            self._session = aiohttp.ClientSession(
-                connector=aiohttp.TCPConnector(limit=self._pool_size), trust_env=True
-            )
+            self._session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=self._pool_size), trust_env=True)
 
     async def shutdown(self):
         if self._session is not None and not self._session.closed:
@@ -104,7 +106,7 @@ class AiohttpRequest(BaseRequest):
                 timeout=timeout,
             ) as response:
                 return response.status, await response.read()
-        except asyncio.TimeoutError as exc:  # aiohttp's timeouts all derive from it
+        except TimeoutError as exc:  # aiohttp's timeouts all derive from it
             raise TimedOut(redact(str(exc)) or None) from None
         except aiohttp.ClientError as exc:
             raise NetworkError(f"aiohttp.{type(exc).__name__}: {redact(str(exc))}") from None
