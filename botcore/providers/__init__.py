@@ -5,10 +5,10 @@ from contextlib import asynccontextmanager
 import httpx
 from django.conf import settings
 
-from .base import ImageRequest, ImageResult, ProviderError, Reference
+from .base import ImageRequest, ImageResult, ProviderError, Reference, Turn
 from .gemini import GeminiProvider
 
-__all__ = ["ImageRequest", "ImageResult", "ProviderError", "Reference", "GeminiProvider", "open_provider"]
+__all__ = ["ImageRequest", "ImageResult", "ProviderError", "Reference", "Turn", "GeminiProvider", "open_provider"]
 
 
 @asynccontextmanager

@@ -1,4 +1,8 @@
-"""The small interface every image provider implements, and the errors it may raise."""
+"""The small interface every image provider implements, and the errors it may raise.
+
+A provider has a `name` (its key in settings and in the price table), a `model`, and
+`async generate(ImageRequest) -> ImageResult`, raising ProviderError on failure.
+"""
 
 import asyncio
 import logging
@@ -19,11 +23,28 @@ class Reference:
 
 
 @dataclass(frozen=True)
+class Turn:
+    """An earlier exchange of a multi-turn edit: what was asked, and the image that came back."""
+
+    prompt: str
+    references: tuple[Reference, ...]
+    result: Reference
+    thought_signature: str = ""  # Gemini's, sent back with its image to keep the model's context
+
+
+@dataclass(frozen=True)
 class ImageRequest:
     prompt: str
     resolution: str
     aspect_ratio: str
     references: tuple[Reference, ...] = field(default=())
+    history: tuple[Turn, ...] = field(default=())  # oldest first
+
+    @property
+    def input_images(self):
+        """For APIs without conversations: the latest result being refined, then this turn's references."""
+        latest = (self.history[-1].result,) if self.history else ()
+        return latest + self.references
 
 
 @dataclass(frozen=True)
@@ -33,6 +54,7 @@ class ImageResult:
     provider: str
     model: str
     upstream_ms: int
+    thought_signature: str = ""
 
     def close(self):
         self.file.close()

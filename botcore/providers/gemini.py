@@ -60,7 +60,7 @@ class GeminiProvider:
                 async with reading:
                     # Not response.aread(): the response would keep the body after we are done with it.
                     body = b"".join([chunk async for chunk in response.aiter_bytes()])
-                    data, mime_type = extract_image(_json(body))
+                    data, mime_type, signature = extract_image(_json(body))
                     del body
                     file = spool(data)
                     del data
@@ -70,7 +70,12 @@ class GeminiProvider:
             raise ProviderError(ProviderError.UNAVAILABLE, type(exc).__name__) from None
         upstream_ms = int((time.monotonic() - started) * 1000)
         return ImageResult(
-            file=file, mime_type=mime_type, provider=self.name, model=self.model, upstream_ms=upstream_ms
+            file=file,
+            mime_type=mime_type,
+            provider=self.name,
+            model=self.model,
+            upstream_ms=upstream_ms,
+            thought_signature=signature,
         )
 
 
@@ -82,18 +87,29 @@ def _json(content):
 
 
 def request_body(request):
-    parts = [{"text": request.prompt}]
-    parts += [
-        {"inlineData": {"mimeType": ref.mime_type, "data": base64.b64encode(ref.data).decode()}}
-        for ref in request.references
-    ]
+    contents = []
+    for turn in request.history:
+        contents.append({"role": "user", "parts": _user_parts(turn.prompt, turn.references)})
+        answer = _inline(turn.result)
+        if turn.thought_signature:
+            answer["thoughtSignature"] = turn.thought_signature
+        contents.append({"role": "model", "parts": [answer]})
+    contents.append({"role": "user", "parts": _user_parts(request.prompt, request.references)})
     return {
-        "contents": [{"role": "user", "parts": parts}],
+        "contents": contents,
         "generationConfig": {
             "responseModalities": ["TEXT", "IMAGE"],
             "imageConfig": {"aspectRatio": request.aspect_ratio, "imageSize": request.resolution},
         },
     }
+
+
+def _user_parts(prompt, references):
+    return [{"text": prompt}, *(_inline(reference) for reference in references)]
+
+
+def _inline(reference):
+    return {"inlineData": {"mimeType": reference.mime_type, "data": base64.b64encode(reference.data).decode()}}
 
 
 def http_error(response):
@@ -113,7 +129,8 @@ def http_error(response):
 
 
 def extract_image(payload):
-    """The final image of an answer as (bytes, mime type), or the ProviderError that explains its absence."""
+    """The final image of an answer as (bytes, mime type, thought signature), or the ProviderError
+    that explains its absence."""
     block = (payload.get("promptFeedback") or {}).get("blockReason")
     if block:
         raise ProviderError(ProviderError.SAFETY, f"prompt blocked: {block}")
@@ -126,10 +143,12 @@ def extract_image(payload):
                 continue
             inline = part.get("inlineData") or part.get("inline_data")
             if inline and inline.get("data"):
-                return _decode(inline["data"]), inline.get("mimeType") or inline.get("mime_type") or "image/png"
+                mime_type = inline.get("mimeType") or inline.get("mime_type") or "image/png"
+                signature = part.get("thoughtSignature") or part.get("thought_signature") or ""
+                return _decode(inline["data"]), mime_type, signature
             match = DATA_URI.search(part.get("text") or "")
             if match:
-                return _decode(match.group(2)), match.group(1)
+                return _decode(match.group(2)), match.group(1), ""
             if part.get("text"):
                 texts.append(part["text"])
     safety = [reason for reason in reasons if reason in SAFETY_REASONS]
