@@ -8,23 +8,24 @@ from . import jobs
 PUBLISH_RETRY = {"max_retries": 2, "interval_start": 0.2, "interval_step": 0.5, "interval_max": 1}
 
 
-async def submit(application, generation, status_message_id):
+async def submit(application, batch, status_message_id):
+    """Run the job of these Generations (one request's images)."""
     if settings.CELERY_BROKER_URL:
         from .tasks import run_generation_task
 
         # A bounded retry: a user waiting on "Creating your image…" should hear within seconds
         # that the broker is down, not after Celery's default minutes of reconnecting.
         await sync_to_async(run_generation_task.apply_async)(
-            (generation.pk, status_message_id), retry=True, retry_policy=PUBLISH_RETRY
+            ([generation.pk for generation in batch], status_message_id), retry=True, retry_policy=PUBLISH_RETRY
         )
         return
     # Application.stop() awaits tasks made by create_task, so a shutdown lets running jobs finish.
     application.create_task(
         jobs.run_generation(
-            generation,
+            batch,
             bot=application.bot,
             provider=application.bot_data["provider"],
             status_message_id=status_message_id,
         ),
-        name=f"generation-{generation.pk}",
+        name=f"generation-{batch[0].pk}",
     )

@@ -6,6 +6,8 @@ jobs.py reaches them through sync_to_async. Every status change goes through `st
 """
 
 import logging
+import re
+import uuid
 from dataclasses import dataclass
 from datetime import timedelta
 from decimal import Decimal
@@ -16,6 +18,7 @@ from django.db.models import Count, Max, Q
 from django.utils import timezone
 
 from accounts import moderation, quota
+from accounts.models import ASPECT_RATIOS, Resolution
 from accounts.users import user_touch
 
 from .models import Generation
@@ -24,6 +27,9 @@ log = logging.getLogger(__name__)
 
 MIN_PROMPT_CHARS = 3
 MAX_PROMPT_CHARS = 4000
+MAX_REFERENCES = 14  # what Gemini 3 Pro Image accepts in one request
+MAX_BATCH = 4
+OPTION = re.compile(r"(?<!\S)--(?:(?:ar|aspect)\s+(?P<ratio>\S+)|(?P<size>[124][kK]))(?!\S)")
 
 
 class Refusal(Exception):
@@ -53,14 +59,135 @@ class Identity:
         )
 
 
-def price(model, resolution):
-    return settings.IMAGE_PRICES.get(model, {}).get(resolution, Decimal(0))
+def price(provider, model, resolution):
+    return settings.IMAGE_PRICES.get(provider, {}).get(model, {}).get(resolution, Decimal(0))
 
 
-def request(*, identity, chat_id, prompt, resolution=None, aspect_ratio=None, message_id=None):
-    """Validate, moderate and reserve quota for one image; the queued Generation, or Refusal."""
+def change_defaults(*, identity, resolution=None, aspect_ratio=None):
+    """Set the user's default resolution or aspect ratio; the user, or Refusal."""
     user = identity.touch()
-    prompt = prompt.strip()
+    if resolution is not None:
+        if resolution not in Resolution.values or not user.tier.allows(resolution):
+            raise Refusal("resolution", resolution=resolution, maximum=user.tier.max_resolution)
+        user.resolution = resolution
+    if aspect_ratio is not None:
+        if aspect_ratio not in ASPECT_RATIOS:
+            raise Refusal("aspect_ratio", value=aspect_ratio, choices=", ".join(ASPECT_RATIOS))
+        user.aspect_ratio = aspect_ratio
+    user.save(update_fields=["resolution", "aspect_ratio"])
+    return user
+
+
+def parse_options(prompt):
+    """Pull inline options (`--ar 16:9`, `--4k`) out of a prompt: (prompt, resolution, aspect_ratio)."""
+    resolution = aspect_ratio = None
+    for match in OPTION.finditer(prompt):
+        if match["size"]:
+            resolution = match["size"].upper()
+        elif match["ratio"] in ASPECT_RATIOS:
+            aspect_ratio = match["ratio"]
+        else:
+            raise Refusal("aspect_ratio", value=match["ratio"], choices=", ".join(ASPECT_RATIOS))
+    return " ".join(OPTION.sub(" ", prompt).split()), resolution, aspect_ratio
+
+
+def request(
+    *,
+    identity,
+    chat_id,
+    prompt,
+    message_id=None,
+    resolution=None,
+    aspect_ratio=None,
+    references=(),
+    reply_to=None,
+    count=1,
+):
+    """Validate, moderate and reserve quota for `count` images of one request; the queued
+    Generations, or Refusal.
+
+    `references` are Telegram file_ids of the user's photos. `reply_to` is the id of the message
+    the prompt answers when that message carries a photo: one of our results is refined from its
+    own turn, any other photo is edited like an attachment.
+    """
+    user = identity.touch()
+    if not 1 <= count <= MAX_BATCH:
+        raise Refusal("batch_size", maximum=MAX_BATCH)
+    prompt, inline_resolution, inline_ratio = parse_options(prompt.strip())
+    parent = None
+    if reply_to:
+        parent = _result_in_chat(chat_id, reply_to)
+        if parent is not None:
+            references = ()  # the result itself goes in as the model's earlier turn
+    if len(references) > MAX_REFERENCES:
+        raise Refusal("too_many_photos", maximum=MAX_REFERENCES)
+    kind = Generation.Kind.REFINE if parent else Generation.Kind.EDIT if references else Generation.Kind.TEXT
+    return _queue(
+        user,
+        chat_id=chat_id,
+        request_message_id=message_id,
+        prompt=prompt,
+        resolution=inline_resolution or resolution or user.resolution,
+        aspect_ratio=inline_ratio or aspect_ratio or (parent.aspect_ratio if parent else user.aspect_ratio),
+        references=list(references),
+        reference_count=len(references),
+        kind=kind,
+        parent=parent,
+        count=count,
+    )
+
+
+def follow_up(*, identity, generation_id, action, message_id=None):
+    """Regenerate, vary or upscale one of this user's results: the queued Generation, or Refusal."""
+    user = identity.touch()
+    source = result_of(user, generation_id)
+    fields = {
+        "chat_id": source.chat_id,
+        "request_message_id": message_id,
+        "prompt": source.prompt,
+        "resolution": source.resolution,
+        "aspect_ratio": source.aspect_ratio,
+        "references": source.references,
+        "reference_count": source.reference_count,
+        "kind": action,
+        "parent": source,
+    }
+    if action == Generation.Kind.UPSCALE:
+        if source.resolution == Resolution.R4K:
+            raise Refusal("already_4k")
+        fields.update(resolution=Resolution.R4K, references=[], reference_count=0)
+    elif action == Generation.Kind.VARIATION:
+        fields.update(references=[], reference_count=0)
+    (generation,) = _queue(user, **fields)
+    return generation
+
+
+def original_of(*, identity, generation_id):
+    """One of this user's results, for sending its original file; Refusal when it is gone."""
+    return result_of(identity.touch(), generation_id)
+
+
+def result_of(user, generation_id):
+    """One of `user`'s delivered results that can still be built on, or Refusal."""
+    generation = (
+        Generation.objects.filter(pk=generation_id, user=user, status=Generation.Status.DELIVERED)
+        .select_related("parent")
+        .first()
+    )
+    if generation is None or generation.finished_at < timezone.now() - timedelta(days=settings.RESULT_KEEP_DAYS):
+        raise Refusal("result_gone")
+    return generation
+
+
+def _result_in_chat(chat_id, message_id):
+    return (
+        Generation.objects.filter(chat_id=chat_id, result_message_id=message_id, status=Generation.Status.DELIVERED)
+        .select_related("parent")
+        .first()
+    )
+
+
+def _queue(user, *, prompt, resolution, aspect_ratio, count=1, **fields):
     if len(prompt) < MIN_PROMPT_CHARS:
         raise Refusal("prompt_too_short", minimum=MIN_PROMPT_CHARS)
     if len(prompt) > MAX_PROMPT_CHARS:
@@ -68,16 +195,13 @@ def request(*, identity, chat_id, prompt, resolution=None, aspect_ratio=None, me
     ban = moderation.active_ban(user)
     if ban:
         raise Refusal("banned", reason=ban.reason, until=ban.expires_at)
-    resolution = resolution or user.resolution
-    aspect_ratio = aspect_ratio or user.aspect_ratio
     log_fields = {
         "user": user,
-        "chat_id": chat_id,
-        "request_message_id": message_id,
         "prompt": prompt,
         "resolution": resolution,
         "aspect_ratio": aspect_ratio,
         "model": settings.IMAGE_MODEL,
+        **fields,
     }
     keyword = moderation.matching_keyword(prompt)
     if keyword:
@@ -92,24 +216,36 @@ def request(*, identity, chat_id, prompt, resolution=None, aspect_ratio=None, me
         # same user's parallel messages pass the checks below one at a time, each seeing the others'.
         # A refusal below rolls the reservation back with the rest.
         day = quota.today()
-        if not quota.reserve(user, day):
+        if not quota.reserve(user, day, count):
+            if count > 1 and (left := quota.remaining(user, day)):
+                raise Refusal("quota_for_batch", count=count, remaining=left)
             raise Refusal("quota", limit=user.tier.daily_limit)
         tier = user.tier
         now = timezone.now()
         # Open generations older than the stale limit are expired, so this window sees all that count.
         window = timedelta(seconds=max(settings.STALE_GENERATION_SECONDS, tier.cooldown_seconds))
+        open_jobs = Q(status__in=Generation.OPEN)
         stats = (
             Generation.objects.filter(user=user, created_at__gte=now - window)
             .exclude(status=Generation.Status.REFUSED)
-            .aggregate(last=Max("created_at"), open=Count("pk", filter=Q(status__in=Generation.OPEN)))
+            .aggregate(
+                last=Max("created_at"),
+                # A batch is one job, however many images it makes.
+                open=Count("pk", filter=open_jobs & Q(batch_key="")),
+                open_batches=Count("batch_key", filter=open_jobs & ~Q(batch_key=""), distinct=True),
+            )
         )
-        if stats["open"] >= tier.max_concurrent_jobs:
+        if stats["open"] + stats["open_batches"] >= tier.max_concurrent_jobs:
             raise Refusal("busy", limit=tier.max_concurrent_jobs)
         if tier.cooldown_seconds and stats["last"]:
             wait = stats["last"] + timedelta(seconds=tier.cooldown_seconds) - now
             if wait > timedelta(0):
                 raise Refusal("cooldown", seconds=int(wait.total_seconds()) + 1)
-        return Generation.objects.create(**log_fields, quota_day=day, created_at=now)
+        batch_key = uuid.uuid4().hex if count > 1 else ""
+        return [
+            Generation.objects.create(**log_fields, quota_day=day, created_at=now, batch_key=batch_key)
+            for _ in range(count)
+        ]
 
 
 def start(generation, status_message_id=None):
@@ -124,8 +260,9 @@ def start(generation, status_message_id=None):
     return True
 
 
-def finish(generation, status, **fields):
-    """Close an open generation as delivered (charging its quota) or failed (releasing it).
+def finish(generation, status, charge=True, **fields):
+    """Close an open generation as delivered (charging its quota unless `charge` is False: an
+    image from the cache is free) or failed (releasing it).
 
     Returns False when it was already closed, so a replay changes nothing.
     """
@@ -135,11 +272,20 @@ def finish(generation, status, **fields):
         )
         if not closed:
             return False
-        if status == Generation.Status.DELIVERED:
+        if status == Generation.Status.DELIVERED and charge:
             quota.commit(generation.user_id, generation.quota_day)
         else:
             quota.release(generation.user_id, generation.quota_day)
     return True
+
+
+def cached(key):
+    """A delivered result of the same request made within RESULT_CACHE_SECONDS, or None."""
+    if not settings.RESULT_CACHE_SECONDS:
+        return None
+    since = timezone.now() - timedelta(seconds=settings.RESULT_CACHE_SECONDS)
+    hits = Generation.objects.filter(cache_key=key, status=Generation.Status.DELIVERED, finished_at__gte=since)
+    return hits.exclude(file_id="", document_file_id="").order_by("-finished_at").first()
 
 
 def expire_stale():

@@ -6,8 +6,10 @@ here it is committed only once the photo reached the user, and released on any f
 """
 
 import asyncio
+import hashlib
 import logging
 import time
+import unicodedata
 from contextlib import suppress
 
 from asgiref.sync import sync_to_async
@@ -17,79 +19,243 @@ from telegram import Bot
 from telegram.constants import ParseMode
 from telegram.error import Forbidden, TelegramError
 
-from . import generations
+from . import generations, results
 from .models import Generation
-from .providers import ImageRequest, ProviderError, open_provider
-from .telegram import delivery, texts
+from .providers import ImageRequest, ProviderError, Turn, open_provider
+from .telegram import delivery, files, keyboards, texts
 from .telegram.transport import bot_request
 
 log = logging.getLogger(__name__)
 
 ADMIN_ALERT_EVERY_SECONDS = 600
+# Instructions to the model for the result buttons; the user's prompt follows them.
+VARIATION_PROMPT = "Create a new variation of this image: keep its subject and style, change the composition."
+UPSCALE_PROMPT = "Re-render this image at a higher resolution with finer detail. Change nothing else."
+# Regenerate and Variation ask for a new image on purpose.
+UNCACHED_KINDS = {Generation.Kind.REGENERATE, Generation.Kind.VARIATION}
 
 
-async def run_generation(generation, *, bot, provider, status_message_id=None):
+async def run_generation(batch, *, bot, provider, status_message_id=None):
+    """Make and deliver the images of one request: one Generation, or the several of a /batch."""
     started = time.monotonic()
-    if not await sync_to_async(generations.start)(generation, status_message_id):
-        log.info("generation %s is not queued any more; skipped", generation.pk)
+    batch = [
+        generation for generation in batch if await sync_to_async(generations.start)(generation, status_message_id)
+    ]
+    if not batch:
+        log.info("generations are not queued any more; skipped")
         return
     try:
-        await _run(generation, bot, provider, started)
+        await _run(batch, bot, provider, started)
     except Exception:
-        log.exception("generation %s crashed", generation.pk)
-        await _fail(bot, generation, "internal", "unexpected error")
+        log.exception("generation %s crashed", batch[0].pk)
+        await _fail_all(bot, batch, "internal", "unexpected error")
 
 
-async def _run(generation, bot, provider, started):
-    request = ImageRequest(generation.prompt, generation.resolution, generation.aspect_ratio)
+async def _run(batch, bot, provider, started):
+    first = batch[0]
     try:
-        async with delivery.chat_action(bot, generation.chat_id):
-            result = await provider.generate(request)
-    except ProviderError as exc:
-        log.warning("generation %s failed upstream: %s", generation.pk, exc)
-        await _fail(bot, generation, exc.code, exc.detail, provider=provider.name)
-        if exc.code == ProviderError.OPERATOR:
-            await notify_admins(bot, exc)
+        image_request = await _image_request(bot, first)
+    except files.InputError as exc:
+        log.info("generation %s has an unusable input: %s", first.pk, exc)
+        await _fail_all(bot, batch, exc.code, exc.detail or exc.code)
         return
-    paid = {
-        "provider": result.provider,
-        "model": result.model,
-        "upstream_latency_ms": result.upstream_ms,
-        "cost_usd": generations.price(result.model, generation.resolution),
-    }
+    key = cache_key(first, image_request)
+    if len(batch) == 1 and first.kind not in UNCACHED_KINDS:
+        earlier = await sync_to_async(generations.cached)(key)
+        if earlier is not None:
+            await _deliver_from_cache(bot, first, earlier, key, started)
+            return
+    async with delivery.chat_action(bot, first.chat_id):
+        answers = await asyncio.gather(*(provider.generate(image_request) for _ in batch), return_exceptions=True)
+    made, errors = [], []
+    for generation, answer in zip(batch, answers, strict=True):
+        if isinstance(answer, ProviderError):
+            log.warning("generation %s failed upstream: %s", generation.pk, answer)
+            await _close(generation, Generation.Status.FAILED, error_code=answer.code, error_message=answer.detail)
+            errors.append(answer)
+        elif isinstance(answer, BaseException):
+            raise answer
+        else:
+            made.append((generation, answer))
+    if any(error.code == ProviderError.OPERATOR for error in errors):
+        await notify_admins(bot, next(error for error in errors if error.code == ProviderError.OPERATOR))
+    delivered = False
     try:
-        photo_id, document_id = await delivery.deliver(
+        if made:
+            delivered = await _deliver(bot, made, key, started)
+    finally:
+        for _, result in made:
+            result.close()
+    if errors:
+        await _tell_failures(bot, first, errors[0].code, failed=len(errors), total=len(batch))
+    if delivered:
+        await _remove_status(bot, first)
+
+
+async def _image_request(bot, generation):
+    """What to ask the provider for this generation: its prompt, with the images it builds on."""
+    Kind = Generation.Kind
+    source = generation.parent if generation.kind == Kind.REGENERATE and generation.parent else generation
+    references = tuple([await files.download_image(bot, file_id) for file_id in generation.references])
+    prompt, history = source.prompt, ()
+    if source.kind == Kind.REFINE and source.parent:
+        earlier = source.parent
+        result = await files.result_image(bot, earlier)
+        history = (Turn(earlier.prompt, (), result, earlier.thought_signature),)
+    elif generation.kind in (Kind.VARIATION, Kind.UPSCALE):
+        references = (await files.result_image(bot, generation.parent),)
+        instruction = VARIATION_PROMPT if generation.kind == Kind.VARIATION else UPSCALE_PROMPT
+        prompt = f"{instruction}\n\n{source.prompt}"
+    return ImageRequest(prompt, generation.resolution, generation.aspect_ratio, references, history)
+
+
+def cache_key(generation, image_request):
+    """The same request, whoever sends it: the prompt after normalisation, the settings, and the
+    input images by content."""
+    parts = [
+        settings.IMAGE_MODEL,
+        " ".join(unicodedata.normalize("NFKC", image_request.prompt).casefold().split()),
+        image_request.resolution,
+        image_request.aspect_ratio,
+        *(hashlib.sha256(image.data).hexdigest() for image in image_request.references),
+        *(hashlib.sha256(turn.result.data).hexdigest() for turn in image_request.history),
+    ]
+    return hashlib.sha256("\x1f".join(parts).encode()).hexdigest()
+
+
+async def _deliver(bot, made, key, started):
+    first, _ = made[0]
+    caption = texts.caption(first.prompt, first.resolution, first.aspect_ratio)
+    for generation, result in made:
+        generation.original = await sync_to_async(results.keep)(generation, result.file, result.mime_type)
+    try:
+        if len(made) == 1:
+            sent = [
+                await delivery.deliver(
+                    bot,
+                    first.chat_id,
+                    made[0][1].file,
+                    caption=caption,
+                    reply_to=first.request_message_id,
+                    stem=f"nanobot-{first.pk}",
+                    reply_markup=keyboards.result(first),
+                )
+            ]
+        else:
+            sent = await delivery.deliver_album(
+                bot,
+                first.chat_id,
+                [result.file for _, result in made],
+                caption=caption,
+                reply_to=first.request_message_id,
+                stem=f"nanobot-{first.pk}",
+            )
+    except (TelegramError, delivery.UnreadableImage) as exc:
+        log.warning("generation %s not delivered: %s", first.pk, exc)
+        code = "no_image" if isinstance(exc, delivery.UnreadableImage) else "delivery"
+        for generation, result in made:
+            await _close(
+                generation,
+                Generation.Status.FAILED,
+                error_code=code,
+                error_message=str(exc),
+                **_paid(generation, result),
+            )
+        await _tell_failures(bot, first, code, failed=len(made), total=len(made))
+        return False
+    for (generation, result), message in zip(made, sent, strict=True):
+        await _close(
+            generation,
+            Generation.Status.DELIVERED,
+            file_id=message.file_id,
+            document_file_id=message.document_file_id,
+            result_message_id=message.message_id,
+            original=generation.original.name if generation.original else "",
+            thought_signature=result.thought_signature,
+            cache_key=key,
+            total_latency_ms=_ms_since(started),
+            **_paid(generation, result),
+        )
+    if len(made) > 1:
+        with suppress(TelegramError):
+            await bot.send_message(
+                first.chat_id,
+                texts.say(first.user.language_code, texts.BATCH_ACTIONS, count=len(made)),
+                parse_mode=ParseMode.HTML,
+                reply_markup=keyboards.batch([generation for generation, _ in made]),
+            )
+    return True
+
+
+async def _deliver_from_cache(bot, generation, earlier, key, started):
+    try:
+        sent = await delivery.resend(
             bot,
             generation.chat_id,
-            result.file,
+            earlier,
             caption=texts.caption(generation.prompt, generation.resolution, generation.aspect_ratio),
             reply_to=generation.request_message_id,
-            stem=f"nanobot-{generation.pk}",
+            reply_markup=keyboards.result(generation),
         )
-    except (TelegramError, delivery.UnreadableImage) as exc:
-        log.warning("generation %s not delivered: %s", generation.pk, exc)
-        code = "no_image" if isinstance(exc, delivery.UnreadableImage) else "delivery"
-        await _fail(bot, generation, code, str(exc), **paid)
+    except TelegramError as exc:
+        log.warning("cached result %s not resent: %s", earlier.pk, exc)
+        await _fail_all(bot, [generation], "delivery", str(exc))
         return
-    finally:
-        result.close()
-    await sync_to_async(generations.finish)(
+    await _close(
         generation,
         Generation.Status.DELIVERED,
-        file_id=photo_id,
-        document_file_id=document_id,
+        charge=False,
+        cache_hit=True,
+        provider="cache",
+        model=earlier.model,
+        file_id=sent.file_id,
+        document_file_id=sent.document_file_id,
+        result_message_id=sent.message_id,
+        original=earlier.original.name if earlier.original else "",
+        thought_signature=earlier.thought_signature,
+        cache_key=key,
         total_latency_ms=_ms_since(started),
-        **paid,
     )
     await _remove_status(bot, generation)
 
 
-async def _fail(bot, generation, code, detail, **fields):
-    closed = await sync_to_async(generations.finish)(
-        generation, Generation.Status.FAILED, error_code=code, error_message=detail[:1000], **fields
+def _paid(generation, result):
+    return {
+        "provider": result.provider,
+        "model": result.model,
+        "upstream_latency_ms": result.upstream_ms,
+        "cost_usd": generations.price(result.provider, result.model, generation.resolution),
+    }
+
+
+async def _close(generation, status, **fields):
+    if "error_message" in fields:
+        fields["error_message"] = fields["error_message"][:1000]
+    return await sync_to_async(generations.finish)(generation, status, **fields)
+
+
+async def _fail_all(bot, batch, code, detail):
+    closed = [
+        await _close(generation, Generation.Status.FAILED, error_code=code, error_message=detail)
+        for generation in batch
+    ]
+    if any(closed):  # else they were already finished (delivered, or expired) and the user has heard about it
+        await tell_failure(bot, batch[0], code)
+
+
+async def _tell_failures(bot, first, code, *, failed, total):
+    if failed == total:
+        await tell_failure(bot, first, code)
+        return
+    text = texts.say(
+        first.user.language_code,
+        texts.BATCH_PARTLY_FAILED,
+        failed=failed,
+        total=total,
+        reason=texts.failure_reason(first.user.language_code, code),
     )
-    if closed:  # else it was already finished (delivered, or expired) and the user has heard about it
-        await tell_failure(bot, generation, code)
+    with suppress(TelegramError):
+        await bot.send_message(first.chat_id, text, parse_mode=ParseMode.HTML)
 
 
 async def tell_failure(bot, generation, code):
@@ -123,6 +289,7 @@ async def sweep_stale_forever(bot, every_seconds=60):
             expired = await expire_stale(bot)
             if expired:
                 log.warning("released the quota of %d generations left unfinished", expired)
+            await sync_to_async(results.purge_old)()
         except Exception:
             log.exception("sweeping stale generations failed")
         await asyncio.sleep(every_seconds)
@@ -144,7 +311,7 @@ async def notify_admins(bot, error):
             await bot.send_message(admin_id, text, parse_mode=ParseMode.HTML)
 
 
-async def run_generation_standalone(generation_id, status_message_id=None):
+async def run_generation_standalone(generation_ids, status_message_id=None):
     """Run one job outside the bot process (a Celery worker), with its own Bot and HTTP clients."""
     bot = Bot(
         settings.TELEGRAM_BOT_TOKEN,
@@ -152,12 +319,17 @@ async def run_generation_standalone(generation_id, status_message_id=None):
         base_file_url=settings.TELEGRAM_BASE_FILE_URL,
         request=bot_request(),
     )
-    generation = await Generation.objects.select_related("user").filter(pk=generation_id).afirst()
-    if generation is None:
-        log.warning("generation %s does not exist; skipped", generation_id)
+    batch = [
+        generation
+        async for generation in Generation.objects.select_related("user", "parent")
+        .filter(pk__in=generation_ids)
+        .order_by("pk")
+    ]
+    if not batch:
+        log.warning("generations %s do not exist; skipped", generation_ids)
         return
     async with bot, open_provider() as provider:
-        await run_generation(generation, bot=bot, provider=provider, status_message_id=status_message_id)
+        await run_generation(batch, bot=bot, provider=provider, status_message_id=status_message_id)
 
 
 def _ms_since(started):

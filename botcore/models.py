@@ -15,8 +15,12 @@ class Generation(models.Model):
         REFUSED = "refused"
 
     class Kind(models.TextChoices):
-        TEXT = "text"
-        EDIT = "edit"
+        TEXT = "text"  # from a description alone
+        EDIT = "edit"  # from the user's photos
+        REFINE = "refine"  # an instruction in reply to one of our results
+        REGENERATE = "regenerate"  # the same request again (result button)
+        VARIATION = "variation"  # a different take on a result (result button)
+        UPSCALE = "upscale"  # a result re-rendered at 4K (result button)
 
     OPEN = (Status.QUEUED, Status.RUNNING)
 
@@ -25,10 +29,20 @@ class Generation(models.Model):
     request_message_id = models.BigIntegerField(null=True, blank=True)
     status_message_id = models.BigIntegerField(null=True, blank=True)
     prompt = models.TextField()
-    kind = models.CharField(max_length=8, choices=Kind.choices, default=Kind.TEXT)
+    kind = models.CharField(max_length=10, choices=Kind.choices, default=Kind.TEXT)
+    parent = models.ForeignKey(
+        "self",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="children",
+        help_text="The result this one builds on.",
+    )
+    batch_key = models.CharField(max_length=32, blank=True, help_text="Shared by the images of one /batch request.")
     resolution = models.CharField(max_length=2, choices=Resolution.choices, default=Resolution.R2K)
     aspect_ratio = models.CharField(max_length=5, default="1:1")
     reference_count = models.PositiveSmallIntegerField(default=0)
+    references = models.JSONField(default=list, blank=True, help_text="Telegram file_ids of the input images.")
     provider = models.CharField(max_length=32, blank=True)
     model = models.CharField(max_length=100, blank=True)
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.QUEUED)
@@ -39,6 +53,11 @@ class Generation(models.Model):
     cost_usd = models.DecimalField(max_digits=10, decimal_places=4, default=0)
     file_id = models.CharField(max_length=200, blank=True, help_text="Telegram file_id of the photo sent.")
     document_file_id = models.CharField(max_length=200, blank=True, help_text="Telegram file_id of the original.")
+    result_message_id = models.BigIntegerField(null=True, blank=True, help_text="The message carrying the result.")
+    original = models.FileField(upload_to="results/%Y/%m/%d", blank=True, help_text="Kept for RESULT_KEEP_DAYS.")
+    thought_signature = models.TextField(blank=True, help_text="Gemini's, for refining this result.")
+    cache_key = models.CharField(max_length=64, blank=True, db_index=True)
+    cache_hit = models.BooleanField(default=False)
     quota_day = models.DateField(null=True, blank=True, help_text="The quota day charged; empty when refused.")
     created_at = models.DateTimeField(default=timezone.now)
     started_at = models.DateTimeField(null=True, blank=True)
@@ -51,6 +70,7 @@ class Generation(models.Model):
             models.Index(fields=["status", "created_at"]),
             models.Index(fields=["user", "created_at"]),
             models.Index(fields=["model", "resolution", "created_at"]),
+            models.Index(fields=["chat_id", "result_message_id"]),
         ]
 
     def __str__(self):

@@ -9,5 +9,7 @@ worker_process_init.connect(lambda **kwargs: memory.return_freed_images_to_the_o
 
 
 @shared_task(acks_late=True, ignore_result=True)
-def run_generation_task(generation_id, status_message_id=None):
-    asyncio.run(jobs.run_generation_standalone(generation_id, status_message_id))
+def run_generation_task(generation_ids, status_message_id=None):
+    if isinstance(generation_ids, int):  # a task queued before batches existed
+        generation_ids = [generation_ids]
+    asyncio.run(jobs.run_generation_standalone(generation_ids, status_message_id))

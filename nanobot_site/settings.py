@@ -155,28 +155,58 @@ try:
 except ValueError:
     raise ImproperlyConfigured("ADMIN_TELEGRAM_IDS must be Telegram user ids separated by commas") from None
 
-# Image provider.
+# Image providers, tried in this order: the next one serves when one is down.
+PROVIDER_KEYS = {"gemini": "GEMINI_API_KEY", "openai": "OPENAI_IMAGES_API_KEY"}
+IMAGE_PROVIDERS = envlist("IMAGE_PROVIDERS", ["gemini"])
+if not IMAGE_PROVIDERS or set(IMAGE_PROVIDERS) - set(PROVIDER_KEYS) or len(set(IMAGE_PROVIDERS)) < len(IMAGE_PROVIDERS):
+    raise ImproperlyConfigured("IMAGE_PROVIDERS must list gemini and/or openai, each once, e.g. gemini,openai")
+# A provider failing this many times in a row is skipped for PROVIDER_BREAKER_SECONDS.
+PROVIDER_BREAKER_FAILURES = envint("PROVIDER_BREAKER_FAILURES", 3)
+PROVIDER_BREAKER_SECONDS = envfloat("PROVIDER_BREAKER_SECONDS", 60.0)
 GEMINI_API_KEY = envstr("GEMINI_API_KEY", "")
 GEMINI_BASE_URL = envstr("GEMINI_BASE_URL", "https://generativelanguage.googleapis.com").rstrip("/")
 IMAGE_MODEL = envstr("IMAGE_MODEL", "gemini-3-pro-image-preview")
+# An OpenAI-compatible images API (/v1/images/generations and /edits), e.g. a relay.
+OPENAI_IMAGES_BASE_URL = envstr("OPENAI_IMAGES_BASE_URL", "https://api.openai.com").rstrip("/")
+OPENAI_IMAGES_API_KEY = envstr("OPENAI_IMAGES_API_KEY", "")
+OPENAI_IMAGES_MODEL = envstr("OPENAI_IMAGES_MODEL", "gemini-3-pro-image-preview")
 PROVIDER_TIMEOUT_SECONDS = envfloat("PROVIDER_TIMEOUT_SECONDS", 180.0)
 PROVIDER_MAX_RETRIES = envint("PROVIDER_MAX_RETRIES", 2)
 PROVIDER_RETRY_BASE_SECONDS = envfloat("PROVIDER_RETRY_BASE_SECONDS", 2.0)
 
-# USD per delivered image, by model and resolution (Google's list prices for Gemini 3 Pro
-# Image: 1K and 2K cost the same 1,120 output tokens, 4K costs 2,000). IMAGE_PRICES in the
+# USD per delivered image, by provider, model and resolution (Google's list prices for Gemini 3
+# Pro Image: 1K and 2K cost the same 1,120 output tokens, 4K costs 2,000). IMAGE_PRICES in the
 # environment (JSON of the same shape) replaces the table.
 IMAGE_PRICES = {
-    "gemini-3-pro-image-preview": {"1K": "0.134", "2K": "0.134", "4K": "0.24"},
+    "gemini": {"gemini-3-pro-image-preview": {"1K": "0.134", "2K": "0.134", "4K": "0.24"}},
+    "openai": {"gemini-3-pro-image-preview": {"1K": "0.134", "2K": "0.134", "4K": "0.24"}},
 }
 try:
     if envstr("IMAGE_PRICES", ""):
         IMAGE_PRICES = json.loads(envstr("IMAGE_PRICES"))
     IMAGE_PRICES = {
-        model: {res: Decimal(str(price)) for res, price in table.items()} for model, table in IMAGE_PRICES.items()
+        provider: {model: {res: Decimal(str(price)) for res, price in table.items()} for model, table in models.items()}
+        for provider, models in IMAGE_PRICES.items()
     }
 except (ValueError, AttributeError, ArithmeticError) as exc:
-    raise ImproperlyConfigured(f'IMAGE_PRICES must be JSON like {{"model": {{"2K": 0.134}}}}: {exc}') from None
+    raise ImproperlyConfigured(
+        f'IMAGE_PRICES must be JSON like {{"provider": {{"model": {{"2K": 0.134}}}}}}: {exc}'
+    ) from None
+
+# What the bot keeps and how it answers.
+MEDIA_ROOT = Path(envstr("MEDIA_ROOT", str(BASE_DIR / "media")))
+MEDIA_URL = "media/"
+# Original result files are kept this long, for the "Original file" button and the dashboard.
+RESULT_KEEP_DAYS = envint("RESULT_KEEP_DAYS", 30)
+# The same request within this time is answered with the image already made (0 turns the cache off).
+RESULT_CACHE_SECONDS = envint("RESULT_CACHE_SECONDS", 24 * 3600)
+# Album parts arrive as separate updates; wait this long after the last one before starting.
+ALBUM_WAIT_SECONDS = envfloat("ALBUM_WAIT_SECONDS", 1.5)
+# photo: a photo only (recompressed when Telegram requires); document: the original file only;
+# both: the photo, plus the original file whenever the photo isn't it.
+DELIVERY_MODE = envstr("DELIVERY_MODE", "both")
+if DELIVERY_MODE not in ("photo", "document", "both"):
+    raise ImproperlyConfigured("DELIVERY_MODE must be photo, document or both")
 
 # Generations stuck queued or running this long (a crashed bot or worker) give their quota back.
 STALE_GENERATION_SECONDS = envint("STALE_GENERATION_SECONDS", 900)

@@ -7,6 +7,7 @@ from django.apps import apps as django_apps
 from django.core.cache import cache
 from django.db import connections
 
+from botcore import providers
 from botcore.models import Generation
 from botcore.telegram.application import build_application, start, stop
 from tests.fakes import FakeGemini, FakeTelegram
@@ -16,6 +17,7 @@ from tests.fakes.processes import BOT_TOKEN, GEMINI_KEY
 @pytest.fixture(autouse=True)
 def fresh_cache():
     cache.clear()  # e.g. the once-per-ten-minutes admin alert must not leak between tests
+    providers._breakers.clear()  # a provider that failed in one test is not down in the next
 
 
 @pytest.fixture

@@ -2,6 +2,7 @@
 
 import os
 import tempfile
+from pathlib import Path
 
 os.environ["NANOBOT_ENV_FILE"] = ""
 os.environ.setdefault("SECRET_KEY", "tests-only-secret-key")
@@ -22,3 +23,5 @@ CELERY_BROKER_URL = ""
 ADMIN_TELEGRAM_IDS = []
 PROVIDER_RETRY_BASE_SECONDS = 0.01
 PROVIDER_TIMEOUT_SECONDS = 5.0
+MEDIA_ROOT = Path(tempfile.mkdtemp(prefix="nanobot-test-media-"))
+ALBUM_WAIT_SECONDS = 0.3

@@ -122,7 +122,7 @@ async def test_command_without_a_prompt_explains_how_to_use_it(bot, tg, gemini):
 def job_left_by_a_crash(default_tiers):
     """A job a crashed bot left running an hour ago (its status message since deleted by the user)."""
     user = TelegramUser.objects.create(telegram_id=ALICE, tier=Tier.objects.get(name="free"))
-    generation = generations.request(
+    (generation,) = generations.request(
         identity=generations.Identity(telegram_id=ALICE), chat_id=ALICE, prompt="a lost picture"
     )
     Generation.objects.filter(pk=generation.pk).update(

@@ -15,7 +15,8 @@ pytestmark = pytest.mark.django_db
 
 def ask(user, prompt="a lighthouse at dawn", **kwargs):
     identity = generations.Identity(telegram_id=user.telegram_id, username=user.username, language_code="en")
-    return generations.request(identity=identity, chat_id=user.telegram_id, prompt=prompt, **kwargs)
+    (generation,) = generations.request(identity=identity, chat_id=user.telegram_id, prompt=prompt, **kwargs)
+    return generation
 
 
 def refusal_code(user, **kwargs):
@@ -26,7 +27,7 @@ def refusal_code(user, **kwargs):
 
 def test_new_telegram_user_is_registered_on_the_default_tier():
     identity = generations.Identity(telegram_id=77, username="neo", first_name="Neo", language_code="zh-hant")
-    generation = generations.request(identity=identity, chat_id=77, prompt="a cat")
+    (generation,) = generations.request(identity=identity, chat_id=77, prompt="a cat")
     assert generation.status == Generation.Status.QUEUED
     assert (generation.user.username, generation.user.tier.name) == ("neo", "free")
     assert QuotaUsage.objects.get(user=generation.user).reserved == 1

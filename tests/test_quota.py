@@ -100,7 +100,7 @@ def test_simultaneous_requests_for_the_last_image_get_it_once():
 
     def ask():
         try:
-            return generations.request(identity=identity_of(user), chat_id=user.telegram_id, prompt="a last cat")
+            return generations.request(identity=identity_of(user), chat_id=user.telegram_id, prompt="a last cat")[0]
         except generations.Refusal as refusal:
             return refusal.code
 
@@ -115,7 +115,7 @@ def test_simultaneous_messages_of_one_user_respect_the_tiers_job_limit():
 
     def ask():
         try:
-            return generations.request(identity=identity_of(user), chat_id=user.telegram_id, prompt="many cats")
+            return generations.request(identity=identity_of(user), chat_id=user.telegram_id, prompt="many cats")[0]
         except generations.Refusal as refusal:
             return refusal.code
 

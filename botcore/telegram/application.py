@@ -5,7 +5,7 @@ from contextlib import AsyncExitStack
 
 from django.conf import settings
 from telegram import BotCommand
-from telegram.ext import ApplicationBuilder, CommandHandler, MessageHandler, filters
+from telegram.ext import ApplicationBuilder, CallbackQueryHandler, CommandHandler, MessageHandler, filters
 
 from botcore import jobs
 from botcore.providers import open_provider
@@ -17,6 +17,8 @@ from .transport import bot_request
 COMMANDS = [
     BotCommand("generate", "Create an image at 2K"),
     BotCommand("hd", "Create an image at 4K"),
+    BotCommand("batch", "2 to 4 images of one description"),
+    BotCommand("settings", "Default size and aspect ratio"),
     BotCommand("quota", "Images left today"),
     BotCommand("help", "How to use the bot"),
 ]
@@ -52,6 +54,7 @@ def build_application():
         .build()
     )
     private_text = filters.TEXT & ~filters.COMMAND & filters.ChatType.PRIVATE
+    images = filters.PHOTO | filters.Document.ALL  # non-image files get told what we accept
     application.add_handlers(
         [
             CommandHandler("start", handlers.start),
@@ -59,7 +62,12 @@ def build_application():
             CommandHandler("quota", handlers.quota_command),
             CommandHandler("generate", handlers.generate_command),
             CommandHandler("hd", handlers.hd_command),
+            CommandHandler("batch", handlers.batch_command),
+            CommandHandler("settings", handlers.settings_command),
+            CallbackQueryHandler(handlers.button_pressed, pattern=r"^r:"),
+            CallbackQueryHandler(handlers.settings_pressed, pattern=r"^s:"),
             MessageHandler(private_text, handlers.text_message),
+            MessageHandler(images & filters.ChatType.PRIVATE, handlers.image_message),
             MessageHandler(filters.ChatType.PRIVATE & ~filters.StatusUpdate.ALL, handlers.unsupported),
         ]
     )

@@ -7,12 +7,13 @@ from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass
 from io import BytesIO
 
+from django.conf import settings
 from PIL import Image
-from telegram import ReplyParameters
+from telegram import InputMediaPhoto, ReplyParameters
 from telegram.constants import ChatAction, ParseMode
 from telegram.error import TelegramError
 
-from botcore import memory
+from botcore import memory, results
 
 log = logging.getLogger(__name__)
 
@@ -96,13 +97,23 @@ def _memory_needed_mb(file):
     return (3 * size + pixels) // memory.MB + 1
 
 
-async def deliver(bot, chat_id, file, *, caption, reply_to=None, stem="image"):
-    """Send the image in `file`; returns (photo file_id, original document file_id or "")."""
+@dataclass(frozen=True)
+class Sent:
+    message_id: int  # the message carrying the result (the photo, or the file in document mode)
+    file_id: str = ""  # the photo's
+    document_file_id: str = ""  # the original file's
+
+
+async def deliver(bot, chat_id, file, *, caption, reply_to=None, stem="image", reply_markup=None):
+    """Send the image in `file` as DELIVERY_MODE says."""
     _, budget = memory.for_this_loop()
     async with budget.hold(await asyncio.to_thread(_memory_needed_mb, file)):
         data = await asyncio.to_thread(file.read)
         prepared = await asyncio.to_thread(prepare, data, stem)
         reply = ReplyParameters(reply_to, allow_sending_without_reply=True) if reply_to else None
+        if settings.DELIVERY_MODE == "document":
+            message = await _send_original(bot, chat_id, data, prepared, caption, reply, reply_markup)
+            return Sent(message.message_id, document_file_id=message.document.file_id)
         message = await bot.send_photo(
             chat_id,
             photo=prepared.photo,
@@ -110,21 +121,79 @@ async def deliver(bot, chat_id, file, *, caption, reply_to=None, stem="image"):
             caption=caption,
             parse_mode=ParseMode.HTML,
             reply_parameters=reply,
+            reply_markup=reply_markup,
         )
         document_id = ""
-        if prepared.send_original:
+        if prepared.send_original and settings.DELIVERY_MODE == "both":
             try:
-                document = await bot.send_document(
-                    chat_id,
-                    document=data,
-                    filename=prepared.original_filename,
-                    disable_content_type_detection=True,
-                    reply_parameters=ReplyParameters(message.message_id, allow_sending_without_reply=True),
-                )
+                below = ReplyParameters(message.message_id, allow_sending_without_reply=True)
+                document = await _send_original(bot, chat_id, data, prepared, None, below, None)
                 document_id = document.document.file_id
             except TelegramError as exc:  # the photo arrived; the user still has their image
                 log.warning("original file not sent to chat %s: %s", chat_id, exc)
-    return message.photo[-1].file_id, document_id
+    return Sent(message.message_id, message.photo[-1].file_id, document_id)
+
+
+async def _send_original(bot, chat_id, data, prepared, caption, reply, reply_markup):
+    return await bot.send_document(
+        chat_id,
+        document=data,
+        filename=prepared.original_filename,
+        caption=caption,
+        parse_mode=ParseMode.HTML,
+        disable_content_type_detection=True,
+        reply_parameters=reply,
+        reply_markup=reply_markup,
+    )
+
+
+async def deliver_album(bot, chat_id, files, *, caption, reply_to=None, stem="image"):
+    """Send several images as one album of photos; a Sent for each, in order."""
+    _, budget = memory.for_this_loop()
+    needed = sum([await asyncio.to_thread(_memory_needed_mb, file) for file in files])
+    async with budget.hold(needed):
+        media = []
+        for index, file in enumerate(files):
+            prepared = await asyncio.to_thread(prepare, await asyncio.to_thread(file.read), f"{stem}-{index + 1}")
+            media.append(
+                InputMediaPhoto(
+                    prepared.photo,
+                    filename=prepared.photo_filename,
+                    caption=caption if index == 0 else None,
+                    parse_mode=ParseMode.HTML,
+                )
+            )
+        reply = ReplyParameters(reply_to, allow_sending_without_reply=True) if reply_to else None
+        messages = await bot.send_media_group(chat_id, media, reply_parameters=reply)
+    return [Sent(message.message_id, message.photo[-1].file_id) for message in messages]
+
+
+async def send_original_of(bot, generation, *, reply_to=None):
+    """Send a result's original file: by file_id when Telegram has it, else from the kept file.
+    False when neither exists any more."""
+    reply = ReplyParameters(reply_to, allow_sending_without_reply=True) if reply_to else None
+    if generation.document_file_id:
+        await bot.send_document(generation.chat_id, document=generation.document_file_id, reply_parameters=reply)
+        return True
+    data = await asyncio.to_thread(results.read, generation)
+    if data is None:
+        return False
+    name = f"nanobot-{generation.pk}.{generation.original.name.rsplit('.', 1)[-1]}"
+    await bot.send_document(
+        generation.chat_id, document=data, filename=name, disable_content_type_detection=True, reply_parameters=reply
+    )
+    return True
+
+
+async def resend(bot, chat_id, earlier, *, caption, reply_to=None, reply_markup=None):
+    """Send an image Telegram already has (an earlier result's file_ids) again."""
+    reply = ReplyParameters(reply_to, allow_sending_without_reply=True) if reply_to else None
+    common = {"caption": caption, "parse_mode": ParseMode.HTML, "reply_parameters": reply, "reply_markup": reply_markup}
+    if earlier.file_id and settings.DELIVERY_MODE != "document":
+        message = await bot.send_photo(chat_id, photo=earlier.file_id, **common)
+        return Sent(message.message_id, earlier.file_id, earlier.document_file_id)
+    message = await bot.send_document(chat_id, document=earlier.document_file_id, **common)
+    return Sent(message.message_id, earlier.file_id, earlier.document_file_id)
 
 
 @asynccontextmanager

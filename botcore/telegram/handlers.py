@@ -1,16 +1,19 @@
 """Thin async handlers: read the update, call the services, answer. No decisions here."""
 
+import asyncio
 import logging
+from contextlib import suppress
 
 from asgiref.sync import sync_to_async
+from django.conf import settings
 from telegram.constants import ParseMode
 from telegram.error import TelegramError
 
 from accounts.models import Resolution
-from botcore import dispatch, generations, jobs
+from botcore import buttons, dispatch, generations, jobs
 from botcore.models import Generation
 
-from . import texts
+from . import delivery, files, keyboards, texts
 
 log = logging.getLogger(__name__)
 
@@ -75,50 +78,181 @@ async def _generate_from_command(update, context, resolution):
     await submit(update, context, prompt[0], resolution=resolution)
 
 
+async def batch_command(update, context):
+    message = update.effective_message
+    lang = identity(update).language_code
+    _, *rest = message.text.split(maxsplit=2)
+    if len(rest) < 2 or not rest[0].isdigit():
+        await message.reply_html(texts.refusal(lang, generations.Refusal("batch_size", maximum=generations.MAX_BATCH)))
+        return
+    await submit(update, context, rest[1], count=int(rest[0]))
+
+
 async def text_message(update, context):
-    await submit(update, context, update.effective_message.text)
+    message = update.effective_message
+    replied = message.reply_to_message
+    file_id = _image_file_id(replied) if replied else None
+    if file_id:  # a prompt in reply to a photo: edit it, or refine it if it is one of our results
+        await submit(update, context, message.text, references=[file_id], reply_to=replied.message_id)
+        return
+    await submit(update, context, message.text)
 
 
-async def submit(update, context, prompt, resolution=None):
+async def image_message(update, context):
+    """A photo, or an image sent as a file, alone or as part of an album; its caption is the prompt."""
+    message = update.effective_message
+    lang = identity(update).language_code
+    document = message.document
+    if document and document.mime_type not in files.MIME_TYPES.values():
+        await message.reply_html(texts.failure_reason(lang, "input_not_image"))
+        return
+    if document and (document.file_size or 0) > files.DOWNLOAD_LIMIT:
+        await message.reply_html(texts.failure_reason(lang, "input_too_big"))
+        return
+    if message.media_group_id:
+        await _collect_album_part(update, context)
+        return
+    if not message.caption:
+        await message.reply_html(texts.say(lang, texts.PHOTO_NEEDS_CAPTION))
+        return
+    await submit(update, context, message.caption, references=[_image_file_id(message)])
+
+
+async def _collect_album_part(update, context):
+    """Album parts arrive as separate updates: gather them, and let the last part to arrive
+    (once none came for ALBUM_WAIT_SECONDS) start one job with all of them."""
+    message = update.effective_message
+    albums = context.application.bot_data.setdefault("albums", {})
+    album = albums.setdefault((message.chat_id, message.media_group_id), {"parts": {}, "caption": None})
+    album["parts"][message.message_id] = _image_file_id(message)
+    if message.caption:
+        album["caption"], album["update"] = message.caption, update
+    album["last"] = arrival = object()
+    await asyncio.sleep(settings.ALBUM_WAIT_SECONDS)
+    if album["last"] is not arrival:
+        return
+    del albums[(message.chat_id, message.media_group_id)]
+    if not album["caption"]:
+        await message.reply_html(texts.say(identity(update).language_code, texts.PHOTO_NEEDS_CAPTION))
+        return
+    references = [album["parts"][message_id] for message_id in sorted(album["parts"])]
+    await submit(album["update"], context, album["caption"], references=references)
+
+
+def _image_file_id(message):
+    if message.photo:
+        return message.photo[-1].file_id
+    if message.document and (message.document.mime_type or "").startswith("image/"):
+        return message.document.file_id
+    return None
+
+
+async def submit(update, context, prompt, **options):
     """Accept (or refuse) one image request, show the status message and hand the job over."""
     message = update.effective_message
-    who = identity(update)
+    await _start(
+        context,
+        message,
+        identity(update),
+        lambda who: generations.request(
+            identity=who, chat_id=message.chat_id, prompt=prompt, message_id=message.message_id, **options
+        ),
+    )
+
+
+async def _start(context, message, who, make):
+    """Run `make(identity)` (a service call that queues Generations or refuses), then show the
+    status message under `message` and hand the job over."""
     try:
-        generation = await sync_to_async(generations.request)(
-            identity=who,
-            chat_id=message.chat_id,
-            prompt=prompt,
-            resolution=resolution,
-            message_id=message.message_id,
-        )
+        batch = await sync_to_async(make)(who)
     except generations.Refusal as refusal:
         await message.reply_html(texts.refusal(who.language_code, refusal))
         return
+    if isinstance(batch, Generation):
+        batch = [batch]
+    first = batch[0]
     try:
         status = await message.reply_text(
-            texts.say(
-                who.language_code,
-                texts.WORKING,
-                resolution=generation.resolution,
-                aspect_ratio=generation.aspect_ratio,
-            ),
+            texts.say(who.language_code, texts.WORKING, resolution=first.resolution, aspect_ratio=first.aspect_ratio),
             parse_mode=ParseMode.HTML,
         )
     except TelegramError as exc:  # can't reach the chat: give the reservation back
-        log.warning("status message for generation %s not sent: %s", generation.pk, exc)
-        await sync_to_async(generations.finish)(
-            generation, Generation.Status.FAILED, error_code="delivery", error_message=str(exc)
-        )
+        log.warning("status message for generation %s not sent: %s", first.pk, exc)
+        for generation in batch:
+            await sync_to_async(generations.finish)(
+                generation, Generation.Status.FAILED, error_code="delivery", error_message=str(exc)
+            )
         return
     try:
-        await dispatch.submit(context.application, generation, status.message_id)
+        await dispatch.submit(context.application, batch, status.message_id)
     except Exception:  # e.g. the Celery broker is down: the job never started, so nothing is owed
-        log.exception("generation %s could not be handed over", generation.pk)
-        await sync_to_async(generations.finish)(
-            generation, Generation.Status.FAILED, error_code="internal", error_message="job not queued"
+        log.exception("generation %s could not be handed over", first.pk)
+        for generation in batch:
+            await sync_to_async(generations.finish)(
+                generation, Generation.Status.FAILED, error_code="internal", error_message="job not queued"
+            )
+        first.status_message_id = status.message_id
+        await jobs.tell_failure(context.bot, first, "internal")
+
+
+async def button_pressed(update, context):
+    """A button under a result: Regenerate, Variation, 4K or Original."""
+    query = update.callback_query
+    who = identity(update)
+    decoded = buttons.decode(query.data or "", who.telegram_id)
+    if decoded is None:
+        await query.answer(texts.say(who.language_code, texts.BUTTON_NOT_YOURS), show_alert=True)
+        return
+    await query.answer()
+    action, generation_id = decoded
+    message = query.message
+    if action == "original":
+        try:
+            generation = await sync_to_async(generations.original_of)(identity=who, generation_id=generation_id)
+        except generations.Refusal as refusal:
+            await message.reply_html(texts.refusal(who.language_code, refusal))
+            return
+        if not await delivery.send_original_of(context.bot, generation, reply_to=message.message_id):
+            await message.reply_html(texts.say(who.language_code, texts.ORIGINAL_GONE))
+        return
+    await _start(
+        context,
+        message,
+        who,
+        lambda who: generations.follow_up(
+            identity=who, generation_id=generation_id, action=action, message_id=message.message_id
+        ),
+    )
+
+
+async def settings_command(update, context):
+    who = identity(update)
+    user, _ = await sync_to_async(generations.account)(who)
+    await update.effective_message.reply_html(
+        texts.say(who.language_code, texts.SETTINGS, resolution=user.resolution, aspect_ratio=user.aspect_ratio),
+        reply_markup=keyboards.settings(user),
+    )
+
+
+async def settings_pressed(update, context):
+    query = update.callback_query
+    who = identity(update)
+    _, field, value = (query.data or "").split(":", 2)
+    change = {"resolution": value} if field == "res" else {"aspect_ratio": value}
+    try:
+        user = await sync_to_async(generations.change_defaults)(identity=who, **change)
+    except generations.Refusal as refusal:
+        await query.answer(texts.refusal(who.language_code, refusal), show_alert=True)
+        return
+    await query.answer(
+        texts.say(who.language_code, texts.SETTINGS_SAVED, resolution=user.resolution, aspect_ratio=user.aspect_ratio)
+    )
+    with suppress(TelegramError):  # "message is not modified" when the same button is pressed twice
+        await query.edit_message_text(
+            texts.say(who.language_code, texts.SETTINGS, resolution=user.resolution, aspect_ratio=user.aspect_ratio),
+            parse_mode=ParseMode.HTML,
+            reply_markup=keyboards.settings(user),
         )
-        generation.status_message_id = status.message_id
-        await jobs.tell_failure(context.bot, generation, "internal")
 
 
 async def unsupported(update, context):

@@ -41,6 +41,12 @@ REFUSALS = {
     "busy": _("You already have %(limit)d image(s) in progress. Please wait for them to finish."),
     "cooldown": _("Please wait %(seconds)d more seconds before your next image."),
     "quota": _("You've used all %(limit)d images for today. Your quota renews at midnight (%(timezone)s)."),
+    "quota_for_batch": _("You asked for %(count)d images but have %(remaining)d left today."),
+    "batch_size": _("A batch makes 2 to %(maximum)d images, for example: <code>/batch 3 a koi pond</code>"),
+    "aspect_ratio": _("%(value)s isn't an aspect ratio I can make. Choose one of: %(choices)s."),
+    "too_many_photos": _("I can use at most %(maximum)d photos at once."),
+    "already_4k": _("This image is already 4K."),
+    "result_gone": _("That image is too old for this; please send a new request."),
 }
 
 FAILURES = {
@@ -53,8 +59,30 @@ FAILURES = {
     "timeout": _("The image took too long to make. Please try again."),
     "delivery": _("The image was made but couldn't be sent to you. Please try again."),
     "interrupted": _("The bot restarted while making your image. Please send your request again."),
+    "input_too_big": _("That file is over Telegram's 20 MB limit for bots. Please send a smaller image."),
+    "input_not_image": _("I can only use JPEG, PNG or WEBP images, and that file isn't one I can read."),
+    "input_gone": _("I couldn't fetch your photo from Telegram. Please send it again."),
+    "result_gone": _("That image is too old for this; please send a new request."),
 }
 NOTHING_CHARGED = _("Nothing was charged.")
+BATCH_ACTIONS = _("Your %(count)d images are above. What next?")
+BATCH_PARTLY_FAILED = _(
+    "%(failed)d of %(total)d images couldn't be made: %(reason)s Only the images you received were charged."
+)
+PHOTO_NEEDS_CAPTION = _("Add a caption saying what to do with your photo, or reply to it with a description.")
+BUTTON_NOT_YOURS = _("This button belongs to someone else's image.")
+ORIGINAL_GONE = _("The original file of this image is no longer kept.")
+SETTINGS = _(
+    "<b>Your defaults</b>: %(resolution)s, %(aspect_ratio)s.\n"
+    "Tap to change them. A prompt can also say <code>--ar 16:9</code> or <code>--4k</code>."
+)
+SETTINGS_SAVED = _("Saved: %(resolution)s, %(aspect_ratio)s.")
+BUTTONS = {
+    "regenerate": _("🔁 Regenerate"),
+    "variation": _("🎨 Variation"),
+    "upscale": _("⬆️ 4K"),
+    "original": _("📄 Original"),
+}
 ADMIN_ALERT = _("⚠️ NanoBot operator alert: the image provider rejected our credentials or model (%(detail)s).")
 
 
@@ -94,13 +122,35 @@ def failure(lang, code):
         return f"{FAILURES[code]} {NOTHING_CHARGED}"
 
 
+def failure_reason(lang, code):
+    with override(language(lang)):
+        return str(FAILURES.get(code, INTERNAL))
+
+
+def button(lang, action):
+    with override(language(lang)):
+        return str(BUTTONS[action])
+
+
 def caption(prompt, resolution, aspect_ratio, limit=1024):
-    """The result's caption: the prompt (cut to fit Telegram's limit) and the settings used."""
+    """The result's caption: the prompt and the settings used, within Telegram's limit, which
+    counts the visible text in UTF-16 units; the prompt is cut before escaping, so no tag or
+    entity is ever cut in half."""
     footer = f"\n{resolution} · {aspect_ratio}"
-    room = limit - len(footer)
-    if len(prompt) > room:
-        prompt = prompt[: room - 1] + "…"
+    room = limit - _utf16_len(footer)
+    if _utf16_len(prompt) > room:
+        kept, used = [], 1  # the "…"
+        for char in prompt:
+            used += _utf16_len(char)
+            if used > room:
+                break
+            kept.append(char)
+        prompt = "".join(kept) + "…"
     return f"<i>{escape(prompt)}</i>{footer}"
+
+
+def _utf16_len(text):
+    return len(text.encode("utf-16-le")) // 2
 
 
 def local_time(moment):

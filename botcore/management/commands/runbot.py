@@ -10,7 +10,7 @@ class Command(BaseCommand):
     help = "Run the Telegram bot with long polling."
 
     def handle(self, *args, **options):
-        for name in ("TELEGRAM_BOT_TOKEN", "GEMINI_API_KEY"):
+        for name in ("TELEGRAM_BOT_TOKEN", *(settings.PROVIDER_KEYS[p] for p in settings.IMAGE_PROVIDERS)):
             if not getattr(settings, name):
                 raise CommandError(f"{name} is not set; add it to .env or the environment")
         memory.return_freed_images_to_the_os()

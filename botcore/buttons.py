@@ -1,0 +1,40 @@
+"""Callback data for the buttons under a result: small (Telegram allows 64 bytes), and signed
+for the result's owner, so a forged or copied button can't act on someone else's image.
+
+Quota is not the signature's job: every action goes through the same request checks as a message.
+"""
+
+import base64
+import hashlib
+import hmac
+
+from django.conf import settings
+
+ACTIONS = {"g": "regenerate", "v": "variation", "u": "upscale", "o": "original"}
+LETTERS = {action: letter for letter, action in ACTIONS.items()}
+PREFIX = "r"
+
+
+def encode(action, generation_id, owner_telegram_id):
+    letter = LETTERS[action]
+    return f"{PREFIX}:{letter}:{generation_id}:{_signature(letter, generation_id, owner_telegram_id)}"
+
+
+def decode(data, presser_telegram_id):
+    """(action, generation id) when `data` is a button we made for this presser's image, else None."""
+    try:
+        prefix, letter, generation_id, signature = data.split(":")
+        generation_id = int(generation_id)
+    except ValueError:
+        return None
+    if prefix != PREFIX or letter not in ACTIONS:
+        return None
+    if not hmac.compare_digest(signature, _signature(letter, generation_id, presser_telegram_id)):
+        return None
+    return ACTIONS[letter], generation_id
+
+
+def _signature(letter, generation_id, telegram_id):
+    message = f"{letter}:{generation_id}:{telegram_id}".encode()
+    digest = hmac.new(settings.SECRET_KEY.encode(), b"nanobot-button:" + message, hashlib.sha256).digest()
+    return base64.urlsafe_b64encode(digest[:9]).decode()  # 72 bits, 12 characters

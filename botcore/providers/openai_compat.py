@@ -1,0 +1,189 @@
+"""OpenAI's images API (`/v1/images/generations` and `/v1/images/edits`), as relays speak it.
+
+One attempt per call: retries and failover belong to the provider chain around it.
+"""
+
+import base64
+import binascii
+import json
+import time
+
+import httpx
+
+from .. import memory
+from .base import ImageResult, ProviderError, spool
+
+LONG_SIDES = {"1K": 1024, "2K": 2048, "4K": 4096}
+EXTENSIONS = {"image/png": "png", "image/jpeg": "jpg", "image/webp": "webp", "image/gif": "gif"}
+# Codes that mean money or access, whatever the status: retrying only spends more calls.
+OPERATOR_CODES = {
+    "insufficient_quota",
+    "billing_hard_limit_reached",
+    "billing_not_active",
+    "invalid_api_key",
+    "model_not_found",
+}
+SAFETY_WORDS = ("content_policy", "safety", "moderation")
+
+
+def size_for(resolution, aspect_ratio):
+    """OpenAI's "WIDTHxHEIGHT" for a resolution ("1K", "2K", "4K": the long side) and an aspect
+    ratio ("16:9"); the short side is rounded to a multiple of 64, which relays commonly require."""
+    try:
+        long_side = LONG_SIDES[resolution]
+        width, height = (int(side) for side in aspect_ratio.split(":"))
+        short_side = max(64, round(long_side * min(width, height) / max(width, height) / 64) * 64)
+    except (KeyError, ValueError, ZeroDivisionError):
+        raise ProviderError(ProviderError.BAD_REQUEST, f"no size for {resolution} {aspect_ratio}") from None
+    return f"{long_side}x{short_side}" if width >= height else f"{short_side}x{long_side}"
+
+
+class OpenAICompatProvider:
+    def __init__(self, *, client, api_key, base_url, model, timeout, name="openai"):
+        self.client = client
+        self.api_key = api_key
+        self.base_url = base_url.rstrip("/")
+        self.model = model
+        self.timeout = timeout
+        self.name = name
+
+    async def generate(self, request):
+        started = time.monotonic()
+        try:
+            image = await self._post(request)
+            if isinstance(image, str):  # only a link to it
+                image = await self._download(image)
+        except httpx.TimeoutException:
+            raise ProviderError(ProviderError.TIMEOUT, f"no answer within {self.timeout:.0f}s") from None
+        except httpx.TransportError as exc:
+            raise ProviderError(ProviderError.UNAVAILABLE, type(exc).__name__) from None
+        file, mime_type = image
+        return ImageResult(
+            file=file,
+            mime_type=mime_type,
+            provider=self.name,
+            model=self.model,
+            upstream_ms=int((time.monotonic() - started) * 1000),
+        )
+
+    def _timeout(self):
+        return httpx.Timeout(self.timeout, connect=min(10.0, self.timeout))
+
+    async def _post(self, request):
+        """The image as (file, mime type), or its URL when the answer only links to it."""
+        fields = {
+            "model": self.model,
+            "prompt": request.prompt,
+            "n": 1,
+            "size": size_for(request.resolution, request.aspect_ratio),
+            "response_format": "b64_json",
+        }
+        images = request.input_images
+        if images:
+            # Multipart fields are text; `image[]` is how the API takes several images.
+            options = {
+                "data": {name: str(value) for name, value in fields.items()},
+                "files": [("image[]", _upload(index, image)) for index, image in enumerate(images)],
+            }
+        else:
+            options = {"json": fields}
+        path = "/v1/images/edits" if images else "/v1/images/generations"
+        async with self.client.stream(
+            "POST",
+            self.base_url + path,
+            headers={"Authorization": f"Bearer {self.api_key}"},
+            timeout=self._timeout(),
+            **options,
+        ) as response:
+            if response.status_code != 200:
+                await response.aread()
+                raise http_error(response, self.api_key)
+            # The wait for the image is over; reading and decoding it is bounded, not the wait.
+            reading, _ = memory.for_this_loop()
+            async with reading:
+                # Not response.aread(): the response would keep the body after we are done with it.
+                body = b"".join([chunk async for chunk in response.aiter_bytes()])
+                item = first_image(_json(body))
+                del body
+                if item.get("b64_json"):
+                    return _keep(_decode(item["b64_json"]))
+                return str(item["url"])
+
+    async def _download(self, url):
+        # No Authorization header: the link usually points at storage, not at the API host.
+        async with self.client.stream("GET", url, timeout=self._timeout()) as response:
+            if response.status_code != 200:
+                # A dead link is the relay's fault, not the request's: let the chain fail over.
+                raise ProviderError(ProviderError.UNAVAILABLE, f"image download: HTTP {response.status_code}")
+            reading, _ = memory.for_this_loop()
+            async with reading:
+                return _keep(b"".join([chunk async for chunk in response.aiter_bytes()]))
+
+
+def _upload(index, image):
+    return f"image-{index}.{EXTENSIONS.get(image.mime_type, 'png')}", image.data, image.mime_type
+
+
+def _json(content):
+    try:
+        return json.loads(content)
+    except ValueError:
+        raise ProviderError(ProviderError.UNAVAILABLE, "answer is not JSON") from None
+
+
+def first_image(payload):
+    """The first entry of `data` that holds an image (`b64_json` or `url`)."""
+    items = payload.get("data") if isinstance(payload, dict) else None
+    for item in items or []:
+        if isinstance(item, dict) and (item.get("b64_json") or item.get("url")):
+            return item
+    raise ProviderError(ProviderError.NO_IMAGE, "the answer holds no image")
+
+
+def _decode(data):
+    try:
+        return base64.b64decode("".join(data.split()), validate=True)
+    except (binascii.Error, ValueError):
+        raise ProviderError(ProviderError.NO_IMAGE, "image data is not valid base64") from None
+
+
+def _keep(data):
+    """(spooled file, mime type) of image bytes."""
+    if not data:
+        raise ProviderError(ProviderError.NO_IMAGE, "the image is empty")
+    mime_type = sniff(data)
+    return spool(data), mime_type
+
+
+def sniff(data):
+    """The mime type the bytes' magic says; relays don't always say it, and links rarely do."""
+    if data.startswith(b"\xff\xd8\xff"):
+        return "image/jpeg"
+    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+        return "image/webp"
+    return "image/png"
+
+
+def http_error(response, api_key):
+    status = response.status_code
+    try:
+        error = response.json()["error"]
+    except (ValueError, KeyError, TypeError):
+        error = response.text[:200]
+    if isinstance(error, dict):
+        message, code, kind = (str(error.get(key) or "") for key in ("message", "code", "type"))
+    else:  # some relays answer {"error": "text"}, or HTML
+        message, code, kind = str(error), "", ""
+    if api_key:  # some relays quote the key they were given; redacted before cutting, so no part of it stays
+        message, code = message.replace(api_key, "***"), code.replace(api_key, "***")
+    detail = f"HTTP {status}: {message[:300]}" + (f" ({code[:50]})" if code else "")
+    words = f"{code} {kind} {message}".lower()
+    if code in OPERATOR_CODES or status in (401, 403, 404):
+        return ProviderError(ProviderError.OPERATOR, detail)
+    if status == 429:
+        return ProviderError(ProviderError.RATE_LIMITED, detail)
+    if status >= 500:
+        return ProviderError(ProviderError.UNAVAILABLE, detail)
+    if status == 400 and any(word in words for word in SAFETY_WORDS):
+        return ProviderError(ProviderError.SAFETY, detail)
+    return ProviderError(ProviderError.BAD_REQUEST, detail)
