@@ -19,6 +19,7 @@ import re
 import threading
 import time
 import traceback
+import uuid
 from dataclasses import dataclass
 from email.parser import BytesHeaderParser
 from email.utils import collapse_rfc2231_value
@@ -291,6 +292,25 @@ class FakeTelegram:
         with self._cond:
             document = self._store_document(UploadedFile(file_bytes, file_name, mime_type))
         return self.push_message(user_id, {"document": document, "caption": caption}, **kw)
+
+    def push_callback(self, user_id: int, message_id: int, data: str, chat_id: int | None = None, **kw) -> dict:
+        """A press on an inline button under message `message_id`, by user_id."""
+        chat_id = user_id if chat_id is None else chat_id
+        with self._cond:
+            message = self._messages.get(chat_id, {}).get(message_id)
+            if message is None:
+                raise ValueError(f"no message {message_id} in chat {chat_id}")
+            sender = {"id": user_id, "is_bot": False, "first_name": kw.get("first_name", "Alice")}
+            if kw.get("language_code", "en"):
+                sender["language_code"] = kw.get("language_code", "en")
+            query = {
+                "id": str(uuid.uuid4().int)[:18],
+                "from": sender,
+                "message": copy.deepcopy(message),
+                "chat_instance": str(chat_id),
+                "data": data,
+            }
+        return self.push_update({"callback_query": query})
 
     def add_file(self, data: bytes, file_path_prefix: str = "documents", ext: str = "bin") -> str:
         """Register downloadable bytes (getFile + GET /file/...); returns the file_id."""
@@ -672,6 +692,21 @@ class FakeTelegram:
         text, source, _ = self._content.get((message["chat"]["id"], message["message_id"]), (None,) * 3)
         signature = (text, source, json.dumps(p.get("reply_markup") or None))  # only the keyboard changes
         return self._edit(p, message, key, message.get(key), signature)
+
+    def _m_sendMediaGroup(self, p, f):
+        media = p.get("media")
+        if not isinstance(media, list) or not 2 <= len(media) <= 10:
+            raise _bad("wrong number of media specified")  # Telegram's words for <2 or >10 items
+        group_id = str(1_000_000 + len(self.calls))
+        reply = {k: p[k] for k in ("chat_id", "reply_parameters", "reply_to_message_id") if k in p}
+        messages = []
+        for item in media:
+            if item.get("type") != "photo":
+                raise _bad("unsupported media type in an album of photos")
+            sent = self._m_sendPhoto({**reply, **item, "photo": item.get("media")}, f)
+            sent["media_group_id"] = group_id
+            messages.append(sent)
+        return messages
 
     def _m_deleteMessage(self, p, f):
         message = self._find(p, "delete")
