@@ -102,9 +102,9 @@ async def _image_request(bot, generation):
         earlier = source.parent
         result = await files.result_image(bot, earlier)
         history = (Turn(earlier.prompt, (), result, earlier.thought_signature),)
-    elif generation.kind in (Kind.VARIATION, Kind.UPSCALE):
-        references = (await files.result_image(bot, generation.parent),)
-        instruction = VARIATION_PROMPT if generation.kind == Kind.VARIATION else UPSCALE_PROMPT
+    elif source.kind in (Kind.VARIATION, Kind.UPSCALE):
+        references = (await files.result_image(bot, source.parent),)
+        instruction = VARIATION_PROMPT if source.kind == Kind.VARIATION else UPSCALE_PROMPT
         prompt = f"{instruction}\n\n{source.prompt}"
     return ImageRequest(prompt, generation.resolution, generation.aspect_ratio, references, history)
 
@@ -321,7 +321,7 @@ async def run_generation_standalone(generation_ids, status_message_id=None):
     )
     batch = [
         generation
-        async for generation in Generation.objects.select_related("user", "parent")
+        async for generation in Generation.objects.select_related("user", "parent__parent")
         .filter(pk__in=generation_ids)
         .order_by("pk")
     ]
