@@ -2,6 +2,7 @@
 
 from io import BytesIO
 
+import pytest
 from PIL import Image
 
 from tests.conftest import settled
@@ -53,3 +54,34 @@ async def test_draft_thought_images_are_skipped_for_the_final_one(bot, tg, gemin
     await settled(1)
     [photo] = tg.calls_of("sendPhoto")
     assert image_size(photo.files["photo"].data) == (2048, 2048)
+
+
+async def test_a_long_prompt_is_cut_to_telegrams_caption_limit_without_breaking_its_html(bot, tg, gemini):
+    prompt = ("a <b>cat</b> & a 🐱 dog " * 200)[:3990]  # escaped, then cut: no "&amp;" or tag split in half
+    tg.push_text(ALICE, prompt)
+    [generation] = await settled(1)
+    assert generation.status == "delivered"
+    caption = tg.chat(ALICE)[-1]["caption"]
+    assert len(caption.encode("utf-16-le")) // 2 <= 1024
+    assert caption.startswith("a <b>cat</b> & a 🐱 dog") and caption.endswith("…\n2K · 1:1")
+
+
+@pytest.mark.bot_settings(DELIVERY_MODE="document")
+async def test_document_mode_sends_only_the_original_file_with_the_buttons(bot, tg, gemini):
+    tg.push_text(ALICE, "a quiet library")
+    [generation] = await settled(1)
+    [document] = tg.calls_of("sendDocument")
+    assert tg.calls_of("sendPhoto") == []
+    assert image_format(document.files["document"].data) == "PNG"
+    assert "a quiet library" in document.params["caption"] and document.params["reply_markup"]["inline_keyboard"]
+    assert generation.document_file_id and not generation.file_id
+
+
+@pytest.mark.bot_settings(DELIVERY_MODE="photo")
+async def test_photo_mode_sends_no_file_even_when_the_photo_is_a_preview(bot, tg, gemini):
+    gemini.noisy = True  # over 10 MB: only a preview fits as a photo
+    tg.push_text(ALICE, "television static")
+    [generation] = await settled(1, timeout=30)
+    [photo] = tg.calls_of("sendPhoto")
+    assert tg.calls_of("sendDocument") == []
+    assert image_format(photo.files["photo"].data) == "JPEG" and generation.status == "delivered"

@@ -27,6 +27,9 @@ def manage(*args, **env):
         ({"SECRET_KEY": "x", "PROVIDER_MAX_RETRIES": "two"}, "PROVIDER_MAX_RETRIES has an invalid value"),
         ({"SECRET_KEY": "x", "DATABASE_URL": "nosuchdb://x"}, "DATABASE_URL must start with"),
         ({"SECRET_KEY": "x", "ADMIN_TELEGRAM_IDS": "12,bob"}, "ADMIN_TELEGRAM_IDS must be Telegram user ids"),
+        ({"SECRET_KEY": "x", "IMAGE_PROVIDERS": "gemini,dalle"}, "IMAGE_PROVIDERS must list gemini and/or openai"),
+        ({"SECRET_KEY": "x", "DELIVERY_MODE": "fax"}, "DELIVERY_MODE must be photo, document or both"),
+        ({"SECRET_KEY": "x", "IMAGE_PRICES": '{"gemini": 3}'}, "IMAGE_PRICES must be JSON like"),
     ],
 )
 def test_bad_configuration_is_one_clear_line(env, named):
@@ -36,10 +39,12 @@ def test_bad_configuration_is_one_clear_line(env, named):
     assert line.startswith("nanobot: configuration error:") and named in line
 
 
-@pytest.mark.parametrize("missing", ["TELEGRAM_BOT_TOKEN", "GEMINI_API_KEY"])
+@pytest.mark.parametrize("missing", ["TELEGRAM_BOT_TOKEN", "GEMINI_API_KEY", "OPENAI_IMAGES_API_KEY"])
 def test_runbot_says_what_to_set(settings, missing):
+    settings.IMAGE_PROVIDERS = ["gemini", "openai"]
     settings.TELEGRAM_BOT_TOKEN = "123:abc"
     settings.GEMINI_API_KEY = "key"
+    settings.OPENAI_IMAGES_API_KEY = "key"
     setattr(settings, missing, "")
     with pytest.raises(CommandError, match=f"{missing} is not set"):
         call_command("runbot")
