@@ -6,6 +6,7 @@ jobs.py reaches them through sync_to_async. Every status change goes through `st
 """
 
 import logging
+import math
 import re
 import uuid
 from dataclasses import dataclass
@@ -91,6 +92,17 @@ def parse_options(prompt):
     return " ".join(OPTION.sub(" ", prompt).split()), resolution, aspect_ratio
 
 
+def nearest_ratio(width, height):
+    """The supported aspect ratio closest to width:height."""
+    ratio = width / height
+
+    def distance(choice):
+        w, h = map(int, choice.split(":"))
+        return abs(math.log(ratio * h / w))
+
+    return min(ASPECT_RATIOS, key=distance)
+
+
 def request(
     *,
     identity,
@@ -101,14 +113,16 @@ def request(
     aspect_ratio=None,
     references=(),
     reply_to=None,
+    shape=None,
     count=1,
 ):
     """Validate, moderate and reserve quota for `count` images of one request; the queued
     Generations, or Refusal.
 
-    `references` are Telegram file_ids of the user's photos. `reply_to` is the id of the message
-    the prompt answers when that message carries a photo: one of our results is refined from its
-    own turn, any other photo is edited like an attachment.
+    `references` are Telegram file_ids of the user's photos, `shape` the first one's (width,
+    height) when known: an edit keeps its photo's shape unless the prompt asks for a ratio.
+    `reply_to` is the id of the message the prompt answers when that message carries a photo: one
+    of our results is refined from its own turn, any other photo is edited like an attachment.
     """
     user = identity.touch()
     if not 1 <= count <= MAX_BATCH:
@@ -128,7 +142,9 @@ def request(
         request_message_id=message_id,
         prompt=prompt,
         resolution=inline_resolution or resolution or user.resolution,
-        aspect_ratio=inline_ratio or aspect_ratio or (parent.aspect_ratio if parent else user.aspect_ratio),
+        aspect_ratio=inline_ratio
+        or aspect_ratio
+        or (parent.aspect_ratio if parent else nearest_ratio(*shape) if references and shape else user.aspect_ratio),
         references=list(references),
         reference_count=len(references),
         kind=kind,
@@ -180,8 +196,10 @@ def result_of(user, generation_id):
 
 
 def _result_in_chat(chat_id, message_id):
+    """Our result shown in this message: its photo, or the original file that followed it."""
+    shown = Q(result_message_id=message_id) | Q(document_message_id=message_id)
     return (
-        Generation.objects.filter(chat_id=chat_id, result_message_id=message_id, status=Generation.Status.DELIVERED)
+        Generation.objects.filter(shown, chat_id=chat_id, status=Generation.Status.DELIVERED)
         .select_related("parent")
         .first()
     )

@@ -170,6 +170,7 @@ async def _deliver(bot, made, key, started):
             file_id=message.file_id,
             document_file_id=message.document_file_id,
             result_message_id=message.message_id,
+            document_message_id=message.document_message_id,
             original=generation.original.name if generation.original else "",
             thought_signature=result.thought_signature,
             cache_key=key,

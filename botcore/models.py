@@ -54,6 +54,7 @@ class Generation(models.Model):
     file_id = models.CharField(max_length=200, blank=True, help_text="Telegram file_id of the photo sent.")
     document_file_id = models.CharField(max_length=200, blank=True, help_text="Telegram file_id of the original.")
     result_message_id = models.BigIntegerField(null=True, blank=True, help_text="The message carrying the result.")
+    document_message_id = models.BigIntegerField(null=True, blank=True, help_text="The message with the original.")
     original = models.FileField(upload_to="results/%Y/%m/%d", blank=True, help_text="Kept for RESULT_KEEP_DAYS.")
     thought_signature = models.TextField(blank=True, help_text="Gemini's, for refining this result.")
     cache_key = models.CharField(max_length=64, blank=True, db_index=True)
@@ -71,6 +72,7 @@ class Generation(models.Model):
             models.Index(fields=["user", "created_at"]),
             models.Index(fields=["model", "resolution", "created_at"]),
             models.Index(fields=["chat_id", "result_message_id"]),
+            models.Index(fields=["chat_id", "document_message_id"]),
         ]
 
     def __str__(self):

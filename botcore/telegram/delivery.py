@@ -4,7 +4,7 @@ import asyncio
 import logging
 import threading
 from contextlib import asynccontextmanager, suppress
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from io import BytesIO
 
 from django.conf import settings
@@ -102,6 +102,7 @@ class Sent:
     message_id: int  # the message carrying the result (the photo, or the file in document mode)
     file_id: str = ""  # the photo's
     document_file_id: str = ""  # the original file's
+    document_message_id: int | None = None  # the original file's message, when it followed the photo
 
 
 async def deliver(bot, chat_id, file, *, caption, reply_to=None, stem="image", reply_markup=None):
@@ -123,15 +124,17 @@ async def deliver(bot, chat_id, file, *, caption, reply_to=None, stem="image", r
             reply_parameters=reply,
             reply_markup=reply_markup,
         )
-        document_id = ""
+        sent = Sent(message.message_id, message.photo[-1].file_id)
         if prepared.send_original and settings.DELIVERY_MODE == "both":
             try:
                 below = ReplyParameters(message.message_id, allow_sending_without_reply=True)
                 document = await _send_original(bot, chat_id, data, prepared, None, below, None)
-                document_id = document.document.file_id
+                sent = replace(
+                    sent, document_file_id=document.document.file_id, document_message_id=document.message_id
+                )
             except TelegramError as exc:  # the photo arrived; the user still has their image
                 log.warning("original file not sent to chat %s: %s", chat_id, exc)
-    return Sent(message.message_id, message.photo[-1].file_id, document_id)
+    return sent
 
 
 async def _send_original(bot, chat_id, data, prepared, caption, reply, reply_markup):

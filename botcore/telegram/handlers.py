@@ -93,7 +93,12 @@ async def text_message(update, context):
     replied = message.reply_to_message
     file_id = _image_file_id(replied) if replied else None
     if file_id:  # a prompt in reply to a photo: edit it, or refine it if it is one of our results
-        await submit(update, context, message.text, references=[file_id], reply_to=replied.message_id)
+        await submit(
+            update, context, message.text, references=[file_id], reply_to=replied.message_id, shape=_shape(replied)
+        )
+        return
+    if replied and replied.document:  # meant as an input, but not one we can use
+        await message.reply_html(texts.failure_reason(identity(update).language_code, "input_not_image"))
         return
     await submit(update, context, message.text)
 
@@ -115,7 +120,7 @@ async def image_message(update, context):
     if not message.caption:
         await message.reply_html(texts.say(lang, texts.PHOTO_NEEDS_CAPTION))
         return
-    await submit(update, context, message.caption, references=[_image_file_id(message)])
+    await submit(update, context, message.caption, references=[_image_file_id(message)], shape=_shape(message))
 
 
 async def _collect_album_part(update, context):
@@ -125,6 +130,7 @@ async def _collect_album_part(update, context):
     albums = context.application.bot_data.setdefault("albums", {})
     album = albums.setdefault((message.chat_id, message.media_group_id), {"parts": {}, "caption": None})
     album["parts"][message.message_id] = _image_file_id(message)
+    album.setdefault("shape", _shape(message))
     if message.caption:
         album["caption"], album["update"] = message.caption, update
     album["last"] = arrival = object()
@@ -136,15 +142,20 @@ async def _collect_album_part(update, context):
         await message.reply_html(texts.say(identity(update).language_code, texts.PHOTO_NEEDS_CAPTION))
         return
     references = [album["parts"][message_id] for message_id in sorted(album["parts"])]
-    await submit(album["update"], context, album["caption"], references=references)
+    await submit(album["update"], context, album["caption"], references=references, shape=album["shape"])
 
 
 def _image_file_id(message):
     if message.photo:
         return message.photo[-1].file_id
-    if message.document and (message.document.mime_type or "").startswith("image/"):
+    if message.document and message.document.mime_type in files.MIME_TYPES.values():
         return message.document.file_id
     return None
+
+
+def _shape(message):
+    """(width, height) of a photo, which Telegram tells; files don't say."""
+    return (message.photo[-1].width, message.photo[-1].height) if message.photo else None
 
 
 async def submit(update, context, prompt, **options):
