@@ -86,7 +86,7 @@ async def _run(batch, bot, provider, started):
     finally:
         for _, result in made:
             result.close()
-    if errors:
+    if errors and (delivered or not made):  # a failed delivery was told already, as a failure of all
         await _tell_failures(bot, first, errors[0].code, failed=len(errors), total=len(batch))
     if delivered:
         await _remove_status(bot, first)
@@ -95,7 +95,9 @@ async def _run(batch, bot, provider, started):
 async def _image_request(bot, generation):
     """What to ask the provider for this generation: its prompt, with the images it builds on."""
     Kind = Generation.Kind
-    source = generation.parent if generation.kind == Kind.REGENERATE and generation.parent else generation
+    source = generation
+    while source.kind == Kind.REGENERATE and source.parent_id:  # the request it repeats, however often
+        source = await Generation.objects.select_related("parent").aget(pk=source.parent_id)
     references = tuple([await files.download_image(bot, file_id) for file_id in generation.references])
     prompt, history = source.prompt, ()
     if source.kind == Kind.REFINE and source.parent:
@@ -212,6 +214,7 @@ async def _deliver_from_cache(bot, generation, earlier, key, started):
         file_id=sent.file_id,
         document_file_id=sent.document_file_id,
         result_message_id=sent.message_id,
+        document_message_id=sent.document_message_id,
         original=earlier.original.name if earlier.original else "",
         thought_signature=earlier.thought_signature,
         cache_key=key,
@@ -322,7 +325,7 @@ async def run_generation_standalone(generation_ids, status_message_id=None):
     )
     batch = [
         generation
-        async for generation in Generation.objects.select_related("user", "parent__parent")
+        async for generation in Generation.objects.select_related("user", "parent")
         .filter(pk__in=generation_ids)
         .order_by("pk")
     ]

@@ -194,7 +194,15 @@ async def resend(bot, chat_id, earlier, *, caption, reply_to=None, reply_markup=
     common = {"caption": caption, "parse_mode": ParseMode.HTML, "reply_parameters": reply, "reply_markup": reply_markup}
     if earlier.file_id and settings.DELIVERY_MODE != "document":
         message = await bot.send_photo(chat_id, photo=earlier.file_id, **common)
-        return Sent(message.message_id, earlier.file_id, earlier.document_file_id)
+        sent = Sent(message.message_id, earlier.file_id)
+        if earlier.document_file_id and settings.DELIVERY_MODE == "both":  # the photo wasn't the original
+            below = ReplyParameters(message.message_id, allow_sending_without_reply=True)
+            try:
+                document = await bot.send_document(chat_id, document=earlier.document_file_id, reply_parameters=below)
+                sent = replace(sent, document_file_id=earlier.document_file_id, document_message_id=document.message_id)
+            except TelegramError as exc:
+                log.warning("original file not resent to chat %s: %s", chat_id, exc)
+        return sent
     message = await bot.send_document(chat_id, document=earlier.document_file_id, **common)
     return Sent(message.message_id, earlier.file_id, earlier.document_file_id)
 

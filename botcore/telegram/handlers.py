@@ -82,7 +82,7 @@ async def batch_command(update, context):
     message = update.effective_message
     lang = identity(update).language_code
     _, *rest = message.text.split(maxsplit=2)
-    if len(rest) < 2 or not rest[0].isdigit():
+    if len(rest) < 2 or not rest[0].isdigit() or int(rest[0]) < 2:
         await message.reply_html(texts.refusal(lang, generations.Refusal("batch_size", maximum=generations.MAX_BATCH)))
         return
     await submit(update, context, rest[1], count=int(rest[0]))
@@ -248,7 +248,10 @@ async def settings_command(update, context):
 async def settings_pressed(update, context):
     query = update.callback_query
     who = identity(update)
-    _, field, value = (query.data or "").split(":", 2)
+    field, _, value = (query.data or "").partition(":")[2].partition(":")
+    if field not in ("res", "ar"):
+        await query.answer()
+        return
     change = {"resolution": value} if field == "res" else {"aspect_ratio": value}
     try:
         user = await sync_to_async(generations.change_defaults)(identity=who, **change)
