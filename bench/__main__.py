@@ -5,6 +5,7 @@ import asyncio
 import json
 import os
 import platform
+import shutil
 import sys
 import time
 from datetime import UTC, datetime
@@ -36,6 +37,7 @@ def main(argv=None):
     import django
 
     django.setup()
+    from django.conf import settings
     from django.test.utils import setup_databases, teardown_databases
 
     from . import scenarios
@@ -58,6 +60,7 @@ def main(argv=None):
             print_figures(name, figures, time.monotonic() - started)
     finally:
         teardown_databases(databases, verbosity=0)
+        shutil.rmtree(settings.MEDIA_ROOT, ignore_errors=True)  # the results the bot kept
     path = args.json or Path(__file__).parent / "results" / f"{results['date'].replace(':', '')}.json"
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(results, indent=2))

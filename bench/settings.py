@@ -2,6 +2,7 @@
 
 import os
 import tempfile
+from pathlib import Path
 
 os.environ["NANOBOT_ENV_FILE"] = ""
 os.environ.setdefault("SECRET_KEY", "bench-only-secret-key")
@@ -14,3 +15,4 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":  # noqa: F405
 else:
     DATABASES["default"]["TEST"] = {"NAME": "nanobot_bench"}  # noqa: F405
 LOGGING["root"]["level"] = "WARNING"  # noqa: F405
+MEDIA_ROOT = Path(tempfile.mkdtemp(prefix="nanobot-bench-media-"))

@@ -142,15 +142,21 @@ def request(
         request_message_id=message_id,
         prompt=prompt,
         resolution=inline_resolution or resolution or user.resolution,
-        aspect_ratio=inline_ratio
-        or aspect_ratio
-        or (parent.aspect_ratio if parent else nearest_ratio(*shape) if references and shape else user.aspect_ratio),
+        aspect_ratio=inline_ratio or aspect_ratio or _natural_ratio(user, parent, references and shape),
         references=list(references),
         reference_count=len(references),
         kind=kind,
         parent=parent,
         count=count,
     )
+
+
+def _natural_ratio(user, parent, shape):
+    """The ratio a request gets when it doesn't ask: a refinement keeps its result's, an edit its
+    photo's, anything else the user's default."""
+    if parent:
+        return parent.aspect_ratio
+    return nearest_ratio(*shape) if shape else user.aspect_ratio
 
 
 def follow_up(*, identity, generation_id, action, message_id=None):

@@ -1,9 +1,11 @@
 import asyncio
 import importlib
+import shutil
 
 import pytest
 from asgiref.sync import sync_to_async
 from django.apps import apps as django_apps
+from django.conf import settings as django_settings
 from django.core.cache import cache
 from django.db import connections
 
@@ -12,6 +14,12 @@ from botcore.models import Generation
 from botcore.telegram.application import build_application, start, stop
 from tests.fakes import FakeGemini, FakeTelegram
 from tests.fakes.processes import BOT_TOKEN, GEMINI_KEY
+
+
+@pytest.fixture(autouse=True, scope="session")
+def kept_results_are_removed():
+    yield
+    shutil.rmtree(django_settings.MEDIA_ROOT, ignore_errors=True)
 
 
 @pytest.fixture(autouse=True)

@@ -2,6 +2,7 @@
 
 import os
 
+from django.conf import settings
 from django.db import connections
 
 BOT_TOKEN = "123456:TEST-token"
@@ -28,5 +29,6 @@ def process_env(tg, gemini, **extra):
         "TELEGRAM_BASE_FILE_URL": tg.base_file_url,
         "GEMINI_API_KEY": GEMINI_KEY,
         "GEMINI_BASE_URL": gemini.base_url,
+        "MEDIA_ROOT": str(settings.MEDIA_ROOT),  # results kept where this process keeps (and cleans) them
         **{name: str(value) for name, value in extra.items()},
     }
