@@ -1,6 +1,6 @@
 from django.contrib import admin
 
-from .models import Ban, BannedKeyword, QuotaUsage, TelegramUser, Tier
+from .models import ApiToken, AuditEntry, Ban, BannedKeyword, QuotaUsage, TelegramUser, Tier
 
 
 @admin.register(Tier)
@@ -52,3 +52,19 @@ class QuotaUsageAdmin(admin.ModelAdmin):
     list_filter = ["day"]
     search_fields = ["user__username", "=user__telegram_id"]
     raw_id_fields = ["user"]
+
+
+@admin.register(AuditEntry)
+class AuditEntryAdmin(admin.ModelAdmin):
+    list_display = ["created_at", "actor_name", "action", "target"]
+    list_filter = ["action"]
+    search_fields = ["actor_name", "target"]
+
+    def has_change_permission(self, request, obj=None):
+        return False  # the record of what staff did is not for editing
+
+
+@admin.register(ApiToken)
+class ApiTokenAdmin(admin.ModelAdmin):
+    list_display = ["user", "name", "created_at", "last_used_at"]
+    exclude = ["key_hash"]

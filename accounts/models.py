@@ -103,9 +103,42 @@ class QuotaUsage(models.Model):
     day = models.DateField()
     used = models.PositiveIntegerField(default=0)
     reserved = models.PositiveIntegerField(default=0)
+    granted = models.PositiveIntegerField(default=0, help_text="Extra images staff granted for this day.")
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["user", "day"], name="one_usage_row_per_user_day")]
 
     def __str__(self):
         return f"{self.user} {self.day}: {self.used} used, {self.reserved} reserved"
+
+
+class AuditEntry(models.Model):
+    """One change a staff member made, with what it was before and after."""
+
+    actor = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
+    actor_name = models.CharField(max_length=150, help_text="Kept when the account is deleted.")
+    action = models.CharField(max_length=40)
+    target = models.CharField(max_length=200, help_text="What was changed, as staff would name it.")
+    before = models.JSONField(default=dict, blank=True)
+    after = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(default=timezone.now, db_index=True)
+
+    class Meta:
+        ordering = ["-created_at", "-pk"]
+        verbose_name_plural = "audit entries"
+
+    def __str__(self):
+        return f"{self.actor_name} {self.action} {self.target}"
+
+
+class ApiToken(models.Model):
+    """A staff member's key for the JSON API; only its hash is stored."""
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="api_tokens")
+    name = models.CharField(max_length=100)
+    key_hash = models.CharField(max_length=64, unique=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    last_used_at = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self):
+        return f"{self.user} / {self.name}"

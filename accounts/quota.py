@@ -24,7 +24,7 @@ def reserve(user, day, count=1):
     usage = QuotaUsage.objects.filter(user=user, day=day)
     limit = user.tier.daily_limit
     if limit is not None:
-        usage = usage.filter(used__lte=limit - count - F("reserved"))
+        usage = usage.filter(used__lte=limit - count - F("reserved") + F("granted"))
     if usage.update(reserved=F("reserved") + count):
         return True
     # No row yet (the day's first request), or the limit is reached: make sure the row exists, ask again.
@@ -48,5 +48,13 @@ def remaining(user, day=None):
     if limit is None:
         return None
     usage = QuotaUsage.objects.filter(user=user, day=day or today()).first()
-    taken = usage.used + usage.reserved if usage else 0
-    return max(limit - taken, 0)
+    if usage is None:
+        return limit
+    return max(limit + usage.granted - usage.used - usage.reserved, 0)
+
+
+def grant(user, count, day=None):
+    """Give `user` `count` extra images on `day` (default today), on top of their tier's limit."""
+    day = day or today()
+    QuotaUsage.objects.bulk_create([QuotaUsage(user=user, day=day)], ignore_conflicts=True)
+    QuotaUsage.objects.filter(user=user, day=day).update(granted=F("granted") + count)

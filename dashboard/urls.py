@@ -1,8 +1,13 @@
 from django.urls import path
 
-from . import views
+from . import costs, generations, moderation, tiers, users, views
 
 app_name = "dashboard"
 urlpatterns = [
     path("", views.overview, name="overview"),
+    *users.urlpatterns,
+    *tiers.urlpatterns,
+    *moderation.urlpatterns,
+    *generations.urlpatterns,
+    *costs.urlpatterns,
 ]

@@ -1,0 +1,3 @@
+"""Cost reports by day, tier, user, model and resolution, with charts and CSV export."""
+
+urlpatterns = []

@@ -1,0 +1,3 @@
+"""The generation log: filters, and one generation in detail with its image."""
+
+urlpatterns = []

@@ -1,0 +1,3 @@
+"""Banned keywords (with a box to test a prompt against them) and bans."""
+
+urlpatterns = []

@@ -1,0 +1,3 @@
+"""Tiers: create, edit and delete them (asking where a deleted tier's users go)."""
+
+urlpatterns = []
