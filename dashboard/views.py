@@ -6,4 +6,4 @@ from .access import staff_required
 
 @staff_required
 def overview(request):
-    return render(request, "dashboard/overview.html", {"today": reports.today(), "recent": reports.recent()})
+    return render(request, "dashboard/overview.html", {**reports.overview(), "recent": reports.recent()})

@@ -208,6 +208,12 @@ DELIVERY_MODE = envstr("DELIVERY_MODE", "both")
 if DELIVERY_MODE not in ("photo", "document", "both"):
     raise ImproperlyConfigured("DELIVERY_MODE must be photo, document or both")
 
+# Spend the overview compares this month's cost with (USD; empty: no budget).
+try:
+    MONTHLY_BUDGET_USD = Decimal(envstr("MONTHLY_BUDGET_USD", "0")) or None
+except ArithmeticError:
+    raise ImproperlyConfigured("MONTHLY_BUDGET_USD must be a number of US dollars, e.g. 500") from None
+
 # Generations stuck queued or running this long (a crashed bot or worker) give their quota back.
 STALE_GENERATION_SECONDS = envint("STALE_GENERATION_SECONDS", 900)
 

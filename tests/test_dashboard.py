@@ -1,8 +1,11 @@
+from decimal import Decimal
+
 import pytest
 from django.contrib.auth import get_user_model
 from django.core.management import call_command
 
 from botcore.models import Generation
+from dashboard import reports
 from tests.factories import UserFactory
 
 pytestmark = pytest.mark.django_db
@@ -37,3 +40,25 @@ def test_staff_signs_in_with_the_account_made_on_first_run(client, capsys):
     call_command("ensure_staff")
     assert "Sign in at" in capsys.readouterr().out
     assert get_user_model().objects.count() == 1
+
+
+def test_overview_shows_success_rate_failures_by_kind_latency_and_budget(admin_client, settings):
+    settings.MONTHLY_BUDGET_USD = Decimal("10")
+    user = UserFactory(username="ada")
+    for latency in [3_000] * 18 + [40_000, 100_000]:
+        Generation.objects.create(
+            user=user, chat_id=1, prompt="ok", status="delivered", cost_usd="0.25", total_latency_ms=latency
+        )
+    for code in ["safety", "safety", "timeout"]:
+        Generation.objects.create(user=user, chat_id=1, prompt="no", status="failed", error_code=code)
+    Generation.objects.create(user=user, chat_id=1, prompt="wait", status="running")
+
+    figures = reports.overview()
+    assert figures["today"]["success_rate"] == 20 / 23
+    assert (figures["today"]["p50_ms"], figures["today"]["p95_ms"]) == (5_000, 45_000)
+    assert figures["today"]["failures"][0] == {"error_code": "safety", "count": 2}
+    assert figures["running"] == 1 and figures["top_users"][0]["images"] == 20
+
+    page = admin_client.get("/").content.decode()
+    assert "87%" in page and "50%" in page  # success rate; $5 of the $10 budget
+    assert "safety</span> 2" in page and "@ada" in page
