@@ -142,3 +142,34 @@ class ApiToken(models.Model):
 
     def __str__(self):
         return f"{self.user} / {self.name}"
+
+
+class Broadcast(models.Model):
+    """A message staff send to every active user, or to one tier's; sent by a background job."""
+
+    class Status(models.TextChoices):
+        QUEUED = "queued"
+        SENDING = "sending"
+        DONE = "done"
+        FAILED = "failed"
+
+    text = models.TextField()
+    tier = models.ForeignKey(Tier, null=True, blank=True, on_delete=models.SET_NULL, help_text="Empty: everyone.")
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.QUEUED)
+    total = models.PositiveIntegerField(default=0)
+    sent = models.PositiveIntegerField(default=0)
+    blocked = models.PositiveIntegerField(default=0, help_text="Users who had blocked the bot; now inactive.")
+    failed = models.PositiveIntegerField(default=0)
+    created_at = models.DateTimeField(default=timezone.now)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self):
+        return f"broadcast {self.pk} ({self.status})"
+
+    def recipients(self):
+        users = TelegramUser.objects.filter(is_active=True)
+        return users.filter(tier=self.tier_id) if self.tier_id else users

@@ -1,6 +1,10 @@
 """Where a generation job runs: a Celery worker when a broker is configured, else this process."""
 
+import asyncio
+import threading
+
 from asgiref.sync import sync_to_async
+from django import db
 from django.conf import settings
 
 from . import jobs
@@ -29,3 +33,24 @@ async def submit(application, batch, status_message_id):
         ),
         name=f"generation-{batch[0].pk}",
     )
+
+
+def start_broadcast(broadcast_id):
+    """Send a broadcast in the background: a Celery worker when configured, else a thread here."""
+    if settings.CELERY_BROKER_URL:
+        from .tasks import send_broadcast_task
+
+        send_broadcast_task.apply_async((broadcast_id,), retry=True, retry_policy=PUBLISH_RETRY)
+        return
+    threading.Thread(
+        target=_send_broadcast, args=(broadcast_id,), name=f"broadcast-{broadcast_id}", daemon=True
+    ).start()
+
+
+def _send_broadcast(broadcast_id):
+    from . import broadcasts
+
+    try:
+        asyncio.run(broadcasts.send(broadcast_id))
+    finally:
+        db.connections.close_all()

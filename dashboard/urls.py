@@ -1,6 +1,6 @@
 from django.urls import path
 
-from . import costs, generations, moderation, tiers, users, views
+from . import audit, broadcasts, costs, generations, moderation, tiers, users, views
 
 app_name = "dashboard"
 urlpatterns = [
@@ -10,4 +10,6 @@ urlpatterns = [
     *moderation.urlpatterns,
     *generations.urlpatterns,
     *costs.urlpatterns,
+    *broadcasts.urlpatterns,
+    *audit.urlpatterns,
 ]

@@ -1,0 +1,91 @@
+"""Sending a staff broadcast: within Telegram's limits, with progress saved as it goes, and users
+who blocked the bot marked inactive so later broadcasts skip them."""
+
+import logging
+
+from asgiref.sync import sync_to_async
+from django.conf import settings
+from django.db import transaction
+from django.db.models import F
+from django.utils import timezone
+from telegram.error import Forbidden, TelegramError
+from telegram.ext import AIORateLimiter, ExtBot
+
+from accounts import staff
+from accounts.models import Broadcast, TelegramUser
+
+from . import dispatch
+from .telegram.transport import bot_request
+
+log = logging.getLogger(__name__)
+
+MAX_CHARS = 4096
+
+BATCH = 100  # recipients read per query, and progress saved after each
+
+
+def start(*, actor, text, tier=None):
+    """Queue a broadcast (recorded in the audit log) and hand it to a background job."""
+    text = text.strip()
+    if not text:
+        raise staff.StaffError("Write the message to send.")
+    if len(text) > MAX_CHARS:
+        raise staff.StaffError(f"Telegram messages hold at most {MAX_CHARS} characters.")
+    with transaction.atomic():
+        broadcast = Broadcast.objects.create(text=text, tier=tier, created_by=actor)
+        staff.record(actor, "broadcast.start", broadcast, {}, {"tier": tier.name if tier else "everyone", "text": text})
+        transaction.on_commit(lambda: dispatch.start_broadcast(broadcast.pk))
+    return broadcast
+
+
+async def send(broadcast_id, bot=None):
+    """Send broadcast `broadcast_id` to its recipients; returns it, finished."""
+    taken = await Broadcast.objects.filter(pk=broadcast_id, status=Broadcast.Status.QUEUED).aupdate(
+        status=Broadcast.Status.SENDING
+    )
+    broadcast = await Broadcast.objects.aget(pk=broadcast_id)
+    if not taken:
+        return broadcast
+    if bot is None:
+        # AIORateLimiter keeps to ~30 messages a second and waits out any 429 Telegram still sends.
+        bot = ExtBot(
+            settings.TELEGRAM_BOT_TOKEN,
+            base_url=settings.TELEGRAM_BASE_URL,
+            request=bot_request(),
+            rate_limiter=AIORateLimiter(max_retries=3),
+        )
+    try:
+        async with bot:
+            await _send_all(bot, broadcast)
+        status = Broadcast.Status.DONE
+    except Exception:
+        log.exception("broadcast %s stopped", broadcast_id)
+        status = Broadcast.Status.FAILED
+    await Broadcast.objects.filter(pk=broadcast_id).aupdate(status=status, finished_at=timezone.now())
+    return await Broadcast.objects.aget(pk=broadcast_id)
+
+
+async def _send_all(bot, broadcast):
+    recipients = broadcast.recipients().order_by("pk").values_list("pk", "telegram_id")
+    await Broadcast.objects.filter(pk=broadcast.pk).aupdate(total=await recipients.acount())
+    after = 0
+    while batch := [row async for row in recipients.filter(pk__gt=after)[:BATCH]]:
+        counts, blocked = {"sent": 0, "failed": 0}, []
+        for user_pk, telegram_id in batch:
+            try:
+                await bot.send_message(telegram_id, broadcast.text)
+                counts["sent"] += 1
+            except Forbidden:  # blocked the bot, or deleted their account
+                blocked.append(user_pk)
+            except TelegramError as exc:
+                log.info("broadcast %s not sent to %s: %s", broadcast.pk, telegram_id, exc)
+                counts["failed"] += 1
+        await sync_to_async(_save_progress)(broadcast.pk, counts, blocked)
+        after = batch[-1][0]
+
+
+def _save_progress(broadcast_pk, counts, blocked):
+    TelegramUser.objects.filter(pk__in=blocked).update(is_active=False)
+    Broadcast.objects.filter(pk=broadcast_pk).update(
+        sent=F("sent") + counts["sent"], failed=F("failed") + counts["failed"], blocked=F("blocked") + len(blocked)
+    )
