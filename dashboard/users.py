@@ -1,3 +1,215 @@
 """Users: search, filter and page through them; one user's usage and the actions on them."""
 
-urlpatterns = []
+from datetime import timedelta
+
+from django import forms
+from django.conf import settings
+from django.contrib import messages
+from django.core.paginator import Paginator
+from django.db import transaction
+from django.db.models import Exists, OuterRef, Q
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import path
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
+from django.views.decorators.http import require_POST
+
+from accounts import moderation, quota, staff
+from accounts.models import Ban, QuotaUsage, TelegramUser, Tier
+
+from .access import staff_required
+
+PER_PAGE = 50
+HISTORY_DAYS = 30
+RECENT_GENERATIONS = 20
+MAX_TELEGRAM_ID = 2**63 - 1  # a BigIntegerField; a longer number can't be anyone's id
+
+YES_NO = [("", gettext_lazy("Any")), ("yes", gettext_lazy("Yes")), ("no", gettext_lazy("No"))]
+# Only indexed columns, so a sorted page stays fast however many users there are; pk breaks ties.
+# (The id follows created_at, so "newest" needs no index of its own.)
+SORTS = {
+    "newest": ("-pk",),
+    "oldest": ("pk",),
+    "username": ("username", "pk"),
+    "telegram_id": ("telegram_id",),
+}
+SORT_CHOICES = [
+    ("newest", gettext_lazy("Newest")),
+    ("oldest", gettext_lazy("Oldest")),
+    ("username", gettext_lazy("Username")),
+    ("telegram_id", gettext_lazy("Telegram id")),
+]
+
+
+class FilterForm(forms.Form):
+    q = forms.CharField(
+        required=False,
+        max_length=128,
+        label=gettext_lazy("Search"),
+        widget=forms.TextInput(attrs={"type": "search", "placeholder": gettext_lazy("Telegram id, @username or name")}),
+    )
+    tier = forms.ModelChoiceField(Tier.objects.all(), required=False, empty_label=gettext_lazy("Any tier"))
+    banned = forms.ChoiceField(choices=YES_NO, required=False, label=gettext_lazy("Banned"))
+    active = forms.ChoiceField(choices=YES_NO, required=False, label=gettext_lazy("Active"))
+    sort = forms.ChoiceField(choices=SORT_CHOICES, required=False, label=gettext_lazy("Sort"))
+
+
+class TierForm(forms.Form):
+    tier = forms.ModelChoiceField(Tier.objects.all(), empty_label=None, label=gettext_lazy("Tier"))
+
+
+class GrantForm(forms.Form):
+    count = forms.IntegerField(min_value=1, max_value=1000, initial=1, label=gettext_lazy("Extra images for today"))
+
+
+class BanForm(forms.Form):
+    reason = forms.CharField(max_length=500, label=gettext_lazy("Reason"))
+    expires_at = forms.DateTimeField(
+        required=False,
+        label=gettext_lazy("Until"),
+        help_text=gettext_lazy("Empty: until lifted."),
+        widget=forms.DateTimeInput(attrs={"type": "datetime-local"}, format="%Y-%m-%dT%H:%M"),
+    )
+
+
+def search(queryset, q):
+    """An all-digits q is a Telegram id (exact, so the unique index answers); anything else a name."""
+    q = q.strip().removeprefix("@")
+    if not q:
+        return queryset
+    if q.isdigit():
+        return queryset.filter(telegram_id=int(q)) if int(q) <= MAX_TELEGRAM_ID else queryset.none()
+    return queryset.filter(Q(username__icontains=q) | Q(first_name__icontains=q))
+
+
+def filtered_users(data):
+    """Users matching the list's (already cleaned) filters, each with `banned` and its tier."""
+    banned = Exists(Ban.objects.active().filter(user=OuterRef("pk")))
+    users = TelegramUser.objects.select_related("tier").annotate(banned=banned)
+    users = search(users, data.get("q") or "")
+    if data.get("tier"):
+        users = users.filter(tier=data["tier"])
+    if data.get("banned"):
+        users = users.filter(banned=data["banned"] == "yes")
+    if data.get("active"):
+        users = users.filter(is_active=data["active"] == "yes")
+    return users.order_by(*SORTS[data.get("sort") or "newest"])
+
+
+@staff_required
+def user_list(request):
+    form = FilterForm(request.GET)
+    form.is_valid()  # an invalid filter is left out of cleaned_data, so it is simply ignored
+    page = Paginator(filtered_users(form.cleaned_data), PER_PAGE).get_page(request.GET.get("page"))
+    return render(request, "dashboard/users/list.html", {"form": form, "page": page})
+
+
+def history(user, day):
+    """Images used on each of the last HISTORY_DAYS quota days, newest first, with 0 for quiet days."""
+    first = day - timedelta(days=HISTORY_DAYS - 1)
+    rows = {row.day: row for row in QuotaUsage.objects.filter(user=user, day__gte=first, day__lte=day)}
+    days = [day - timedelta(days=n) for n in range(HISTORY_DAYS)]
+    return [(d, rows[d].used if d in rows else 0, rows[d].granted if d in rows else 0) for d in days]
+
+
+@staff_required
+def user_detail(request, pk):
+    user = get_object_or_404(TelegramUser.objects.select_related("tier"), pk=pk)
+    day = quota.today()
+    days = history(user, day)
+    context = {
+        "subject": user,  # not "user": that is the signed-in staff member in every template
+        "day": day,
+        "usage": QuotaUsage.objects.filter(user=user, day=day).first(),
+        "remaining": quota.remaining(user, day),
+        "history": days,
+        "history_total": sum(used for _day, used, _granted in days),
+        "active_ban": moderation.active_ban(user),
+        "bans": user.bans.select_related("created_by", "lifted_by").order_by("-created_at"),
+        "generations": user.generations.order_by("-created_at")[:RECENT_GENERATIONS],
+        "tier_form": TierForm(initial={"tier": user.tier}),
+        "grant_form": GrantForm(),
+        "ban_form": BanForm(),
+        "time_zone": settings.TIME_ZONE,
+    }
+    return render(request, "dashboard/users/detail.html", context)
+
+
+def act(request, pk, form_class, action):
+    """Run one staff action from a POSTed form; any refusal becomes an error message and changes nothing."""
+    user = get_object_or_404(TelegramUser.objects.select_related("tier"), pk=pk)
+    form = form_class(request.POST) if form_class else None
+    if form is not None and not form.is_valid():
+        for field, errors in form.errors.items():
+            label = form.fields[field].label if field in form.fields else ""
+            for error in errors:
+                messages.error(
+                    request, _("%(field)s: %(error)s") % {"field": label, "error": error} if label else error
+                )
+    else:
+        try:
+            done = action(user, form.cleaned_data if form else {})
+        except staff.StaffError as refusal:
+            messages.error(request, str(refusal))
+        else:
+            if done:
+                messages.success(request, done)
+    return redirect("dashboard:user", pk=user.pk)
+
+
+@staff_required
+@require_POST
+def change_tier(request, pk):
+    def action(user, data):
+        if data["tier"].pk == user.tier_id:
+            raise staff.StaffError(_("%(user)s is already on %(tier)s.") % {"user": user, "tier": data["tier"]})
+        staff.change_tier(actor=request.user, user=user, tier=data["tier"])
+        return _("%(user)s is now on %(tier)s.") % {"user": user, "tier": data["tier"]}
+
+    return act(request, pk, TierForm, action)
+
+
+@staff_required
+@require_POST
+def grant(request, pk):
+    def action(user, data):
+        staff.grant_images(actor=request.user, user=user, count=data["count"])
+        return _("Granted %(count)d extra images for today.") % {"count": data["count"]}
+
+    return act(request, pk, GrantForm, action)
+
+
+@staff_required
+@require_POST
+def ban(request, pk):
+    def action(user, data):
+        staff.ban_user(actor=request.user, user=user, reason=data["reason"], expires_at=data["expires_at"])
+        return _("%(user)s is banned.") % {"user": user}
+
+    return act(request, pk, BanForm, action)
+
+
+@staff_required
+@require_POST
+def unban(request, pk):
+    def action(user, data):
+        # Lift every ban in force, so the user can really generate again.
+        with transaction.atomic():
+            bans = list(Ban.objects.active().filter(user=user).select_for_update())
+            if not bans:
+                raise staff.StaffError(_("%(user)s has no ban in force.") % {"user": user})
+            for active in bans:
+                staff.lift_ban(actor=request.user, ban=active)
+        return _("The ban on %(user)s is lifted.") % {"user": user}
+
+    return act(request, pk, None, action)
+
+
+urlpatterns = [
+    path("users/", user_list, name="users"),
+    path("users/<int:pk>/", user_detail, name="user"),
+    path("users/<int:pk>/tier/", change_tier, name="user-tier"),
+    path("users/<int:pk>/grant/", grant, name="user-grant"),
+    path("users/<int:pk>/ban/", ban, name="user-ban"),
+    path("users/<int:pk>/unban/", unban, name="user-unban"),
+]
