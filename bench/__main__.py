@@ -11,7 +11,7 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-SCENARIOS = ["burst", "overhead", "memory", "race"]
+SCENARIOS = ["burst", "overhead", "memory", "race", "dashboard"]
 
 
 def parse_args(argv):
@@ -23,6 +23,10 @@ def parse_args(argv):
     parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 50], help="overhead: jobs in flight")
     parser.add_argument("--jobs", type=int, default=50, help="memory: concurrent 4K jobs")
     parser.add_argument("--requests", type=int, default=1000, help="race: simultaneous requests")
+    parser.add_argument("--dashboard-users", type=int, default=100_000, help="dashboard: users to seed")
+    parser.add_argument(
+        "--dashboard-generations", type=int, default=1_000_000, help="dashboard: generations to seed"
+    )
     parser.add_argument("--json", type=Path, help="where to write the results (default bench/results/<time>.json)")
     args = parser.parse_args(argv)
     unknown = set(args.scenarios) - set(SCENARIOS)
@@ -40,7 +44,7 @@ def main(argv=None):
     from django.conf import settings
     from django.test.utils import setup_databases, teardown_databases
 
-    from . import scenarios
+    from . import dashboard, scenarios
 
     chosen = args.scenarios or SCENARIOS
     databases = setup_databases(verbosity=0, interactive=False)
@@ -54,8 +58,10 @@ def main(argv=None):
                 figures = [run(scenarios.overhead(args.generations, c)) for c in args.concurrency]
             elif name == "memory":
                 figures = run(scenarios.memory(args.jobs))
-            else:
+            elif name == "race":
                 figures = scenarios.race(args.requests)
+            else:
+                figures = dashboard.dashboard(args.dashboard_users, args.dashboard_generations)
             results["scenarios"][name] = figures
             print_figures(name, figures, time.monotonic() - started)
     finally:

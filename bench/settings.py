@@ -16,3 +16,4 @@ else:
     DATABASES["default"]["TEST"] = {"NAME": "nanobot_bench"}  # noqa: F405
 LOGGING["root"]["level"] = "WARNING"  # noqa: F405
 MEDIA_ROOT = Path(tempfile.mkdtemp(prefix="nanobot-bench-media-"))
+ALLOWED_HOSTS = [*ALLOWED_HOSTS, "testserver"]  # noqa: F405  (the dashboard scenario uses the test client)
