@@ -88,10 +88,10 @@ def delete_tier(*, actor, tier, move_to=None):
         raise StaffError(f"{moved} users are on this tier: choose the tier they move to.")
     if moved:
         users.update(tier=move_to)
-    if tier.is_default and move_to is not None:
-        Tier.objects.filter(pk=move_to.pk).update(is_default=True)
     before = _fields(tier, TIER_FIELDS)
-    tier.delete()
+    tier.delete()  # first: only one tier may be the default at any moment
+    if before["is_default"] and move_to is not None:
+        Tier.objects.filter(pk=move_to.pk).update(is_default=True)
     after = {"users_moved_to": move_to.name, "users_moved": moved} if move_to else {}
     record(actor, "tier.delete", f"tier {before['name']}", before, after)
 

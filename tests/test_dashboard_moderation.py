@@ -1,0 +1,142 @@
+"""Staff manage banned keywords (testing prompts as the bot sees them) and lift bans."""
+
+from datetime import timedelta
+
+import pytest
+from django.contrib.auth import get_user_model
+from django.utils import timezone
+
+from accounts.models import AuditEntry, Ban, BannedKeyword
+from botcore import generations
+from tests.factories import BanFactory, KeywordFactory, UserFactory
+
+pytestmark = pytest.mark.django_db
+
+PAGES = ["/keywords/", "/keywords/{keyword}/", "/bans/"]
+
+
+@pytest.fixture
+def ids():
+    return {"keyword": KeywordFactory().pk, "ban": BanFactory().pk}
+
+
+def box_says(client, prompt):
+    """The keyword the dashboard's test box says `prompt` matches, and its normalised text."""
+    test = client.get("/keywords/", {"prompt": prompt}).context["test"]
+    return test["match"], test["normalized"]
+
+
+def ask(user):
+    identity = generations.Identity(telegram_id=user.telegram_id, username=user.username)
+    return generations.request(identity=identity, chat_id=user.telegram_id, prompt="a paper crane")
+
+
+@pytest.mark.parametrize("page", [*PAGES, "/bans/{ban}/lift/"])
+def test_only_staff_reach_moderation_pages(client, page, ids):
+    url = page.format(**ids)
+    response = client.get(url)
+    assert response.status_code == 302 and response.url.startswith("/login/?next=")
+    assert client.post(url).status_code == 302
+    client.force_login(get_user_model().objects.create_user("visitor"))
+    assert client.get(url).status_code == 403 and client.post(url).status_code == 403
+    assert not AuditEntry.objects.exists() and not Ban.objects.filter(lifted_at__isnull=False).exists()
+
+
+@pytest.mark.parametrize("page", PAGES)
+def test_staff_see_moderation_pages(admin_client, page, ids):
+    assert admin_client.get(page.format(**ids)).status_code == 200
+
+
+def test_lifting_a_ban_takes_a_post(admin_client, ids):
+    assert admin_client.get(f"/bans/{ids['ban']}/lift/").status_code == 405
+    assert Ban.objects.get().lifted_at is None
+
+
+def test_a_keyword_staff_add_is_matched_by_the_test_box_at_once(admin_client, django_capture_on_commit_callbacks):
+    assert box_says(admin_client, "a FAKE pass-port") == (None, "afakepassport")  # the keyword cache is filled
+    with django_capture_on_commit_callbacks(execute=True):
+        response = admin_client.post("/keywords/", {"phrase": "fake passport", "note": "fraud"}, follow=True)
+    assert "Keyword “fake passport” added." in response.content.decode()
+    page = admin_client.get("/keywords/", {"prompt": "a FAKE pass-port"}).content.decode()
+    assert "Refused: it matches “fake passport”." in page and "<code>afakepassport</code>" in page
+    assert "No active keyword matches" in admin_client.get("/keywords/", {"prompt": "a real passport"}).content.decode()
+    entry = AuditEntry.objects.get()
+    assert (entry.actor_name, entry.action, entry.after["is_active"]) == ("admin", "keyword.create", True)
+
+
+def test_a_disabled_keyword_no_longer_matches(admin_client, django_capture_on_commit_callbacks):
+    keyword = KeywordFactory(phrase="dragon", note="no dragons")
+    assert box_says(admin_client, "a red DRAGON")[0] == "dragon"
+    assert 'value="dragon"' in admin_client.get(f"/keywords/{keyword.pk}/").content.decode()
+    with django_capture_on_commit_callbacks(execute=True):
+        admin_client.post(f"/keywords/{keyword.pk}/", {"phrase": "dragon", "note": "dragons are fine now"})
+    assert box_says(admin_client, "a red DRAGON")[0] is None
+    keyword.refresh_from_db()
+    assert (keyword.is_active, keyword.note) == (False, "dragons are fine now")
+    entry = AuditEntry.objects.get()
+    assert (entry.action, entry.before["is_active"], entry.after["is_active"]) == ("keyword.update", True, False)
+
+
+def test_a_keyword_must_have_letters_and_be_new(admin_client):
+    KeywordFactory(phrase="fake passport")
+    for phrase in ["!!!", "   ", "fake passport", "Fake  PASS-port"]:
+        response = admin_client.post("/keywords/", {"phrase": phrase})
+        assert response.status_code == 200 and "phrase" in response.context["form"].errors, phrase
+    assert BannedKeyword.objects.count() == 1 and not AuditEntry.objects.exists()
+    other = KeywordFactory(phrase="dragon")
+    response = admin_client.post(f"/keywords/{other.pk}/", {"phrase": "FAKE passport", "is_active": "on"})
+    assert "the same as the keyword “fake passport”" in response.context["form"].errors["phrase"][0]
+
+
+def test_keyword_text_staff_typed_is_escaped(admin_client):
+    KeywordFactory(phrase="<i>y</i>", note="<b>x</b>")
+    page = admin_client.get("/keywords/", {"prompt": "<script>"}).content.decode()
+    assert "&lt;b&gt;x&lt;/b&gt;" in page and "<b>x</b>" not in page
+    assert "&lt;i&gt;y&lt;/i&gt;" in page and "<i>y</i>" not in page
+    assert "&lt;script&gt;" in page and "<script>" not in page
+
+
+def test_the_ban_list_filters_by_state(admin_client):
+    now = timezone.now()
+    BanFactory(reason="active forever")
+    BanFactory(reason="active a while", expires_at=now + timedelta(days=1))
+    BanFactory(reason="expired", expires_at=now - timedelta(days=1))
+    BanFactory(reason="lifted", lifted_at=now - timedelta(hours=1))
+
+    def shown(query):
+        return sorted(ban.reason for ban in admin_client.get("/bans/", query).context["page"])
+
+    assert shown({}) == shown({"status": "active"}) == ["active a while", "active forever"]
+    assert shown({"status": "expired"}) == ["expired"]
+    assert shown({"status": "lifted"}) == ["lifted"]
+    assert len(shown({"status": "all"})) == 4
+    assert shown({"status": "nonsense"}) == ["active a while", "active forever"]
+
+
+def test_the_ban_list_shows_fifty_a_page(admin_client):
+    user = UserFactory(username="mallory")
+    BanFactory.create_batch(51, user=user, reason="<b>spam</b>")
+    first = admin_client.get("/bans/")
+    assert len(first.context["page"]) == 50 and "Page 1 of 2" in first.content.decode()
+    assert "&lt;b&gt;spam&lt;/b&gt;" in first.content.decode() and "<b>spam" not in first.content.decode()
+    assert len(admin_client.get("/bans/", {"page": 2}).context["page"]) == 1
+
+
+def test_lifting_a_ban_lets_the_user_generate_again(admin_client):
+    user = UserFactory(username="mallory")
+    ban = BanFactory(user=user, reason="spam")
+    with pytest.raises(generations.Refusal) as refused:
+        ask(user)
+    assert refused.value.code == "banned"
+
+    response = admin_client.post(f"/bans/{ban.pk}/lift/", {"status": "all"})
+    assert response.status_code == 302 and response.url == "/bans/?status=all"
+    assert "The ban on @mallory is lifted." in admin_client.get(response.url).content.decode()
+    ban.refresh_from_db()
+    assert ban.lifted_at is not None and ban.lifted_by.username == "admin"
+    entry = AuditEntry.objects.get()
+    assert (entry.actor.username, entry.action, entry.target) == ("admin", "user.unban", "@mallory")
+    assert ask(user)
+
+    admin_client.post(f"/bans/{ban.pk}/lift/")  # a second lift changes nothing
+    assert AuditEntry.objects.count() == 1
