@@ -7,6 +7,9 @@ from pathlib import Path
 import pytest
 from django.contrib.auth import get_user_model
 
+from botcore import generations
+from tests.factories import UserFactory
+
 ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
 PASSWORD = "correct horse battery staple"
 
@@ -55,3 +58,28 @@ def signed_in(page, transactional_db):
 def test_staff_sign_in_and_see_the_overview(signed_in):
     assert signed_in.locator("h1").first.inner_text() == "Today"
     assert signed_in.get_by_role("link", name="Users").is_visible()
+
+
+def test_staff_find_a_user_and_ban_them(signed_in):
+    user = UserFactory(telegram_id=4242, username="spammer")
+    page = signed_in
+    page.get_by_role("link", name="Users").click()
+    page.fill("input[name=q]", "spammer")
+    page.keyboard.press("Enter")
+    page.get_by_role("link", name="@spammer").first.click()
+    page.fill("[name=reason]", "sent spam to the bot")
+    page.get_by_role("button", name="Ban").click()
+    assert page.get_by_text("sent spam to the bot").first.is_visible()
+    assert page.get_by_role("button", name="Lift ban").is_visible()
+    with pytest.raises(generations.Refusal, match="banned"):
+        generations.request(identity=generations.Identity(telegram_id=user.telegram_id), chat_id=1, prompt="a cat")
+
+
+def test_staff_add_a_keyword_and_test_a_prompt_against_it(signed_in):
+    page = signed_in
+    page.get_by_role("link", name="Keywords").click()
+    page.fill("[name=phrase]", "fake passport")
+    page.get_by_role("button", name="Add").click()
+    page.fill("#prompt", "make me a FAKE pass-port please")
+    page.get_by_role("button", name="Test").click()
+    assert page.locator("#test-result").inner_text().startswith("Refused: it matches “fake passport”.")
