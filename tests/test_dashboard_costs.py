@@ -1,0 +1,181 @@
+import csv
+import io
+from datetime import date, timedelta
+from decimal import Decimal
+
+import pytest
+from django.contrib.auth import get_user_model
+
+from accounts.quota import today as quota_today
+from botcore.models import Generation
+from dashboard.costreports import day_start
+from tests.factories import TierFactory, UserFactory
+
+pytestmark = pytest.mark.django_db
+
+MARCH = {"range": "custom", "from": "2025-03-01", "to": "2025-03-05"}
+TABLES = ["day", "tier", "user", "model"]
+
+
+def make(user, day, hour=12, status="delivered", cost="0.1340", **fields):
+    return Generation.objects.create(
+        user=user,
+        chat_id=user.telegram_id,
+        prompt="a cat",
+        status=status,
+        cost_usd=cost if status == "delivered" else "0",
+        created_at=day_start(day) + timedelta(hours=hour),
+        **fields,
+    )
+
+
+@pytest.fixture
+def march():
+    """Two tiers, three users, five days of March 2025, and one generation either side of them."""
+    free, pro = TierFactory(name="Free"), TierFactory(name="Pro")
+    ann, ben = UserFactory(username="ann", tier=free), UserFactory(username="ben", tier=free)
+    cat = UserFactory(username="cat", tier=pro)
+    make(ann, date(2025, 3, 1), model="m-pro", resolution="2K")
+    make(ann, date(2025, 3, 1), hour=23, model="m-pro", resolution="2K")
+    make(ben, date(2025, 3, 1), status="failed", model="m-pro", resolution="2K")
+    make(cat, date(2025, 3, 3), cost="0.2400", model="m-pro", resolution="4K")
+    make(cat, date(2025, 3, 3), cost="0", model="m-pro", resolution="4K", cache_hit=True)
+    make(ben, date(2025, 3, 5), hour=0, cost="0.0390", model="m-lite", resolution="1K")
+    make(ann, date(2025, 2, 28), hour=23)  # the day before the range
+    make(ann, date(2025, 3, 6), hour=0)  # the day after
+    return {"free": free, "pro": pro, "ann": ann, "ben": ben, "cat": cat}
+
+
+def export(client, table, **params):
+    response = client.get(f"/costs/export/{table}.csv", params or MARCH)
+    assert response.status_code == 200 and response["Content-Type"].startswith("text/csv")
+    assert "attachment" in response["Content-Disposition"]
+    return list(csv.reader(io.StringIO(response.content.decode())))
+
+
+def test_cost_pages_and_exports_are_for_staff_only(client):
+    urls = ["/costs/"] + [f"/costs/export/{table}.csv" for table in TABLES]
+    for url in urls:
+        response = client.get(url)
+        assert response.status_code == 302 and response.url.startswith(f"/login/?next={url}")
+    client.force_login(get_user_model().objects.create_user("visitor", password="x"))
+    for url in urls:
+        assert client.get(url).status_code == 403
+
+
+def test_spend_and_images_are_summed_per_day_across_days(admin_client, march, django_assert_max_num_queries):
+    with django_assert_max_num_queries(7):  # session, staff user, one query per table and the top users
+        response = admin_client.get("/costs/", MARCH)
+    days = {row["day"]: row for row in response.context["days"]}
+    assert list(days) == [date(2025, 3, n) for n in range(1, 6)]
+    assert (days[date(2025, 3, 1)]["delivered"], days[date(2025, 3, 1)]["failed"]) == (2, 1)
+    assert days[date(2025, 3, 1)]["spend"] == Decimal("0.2680")
+    assert days[date(2025, 3, 2)] == {"day": date(2025, 3, 2), "delivered": 0, "failed": 0, "spend": 0}
+    assert (days[date(2025, 3, 3)]["delivered"], days[date(2025, 3, 3)]["spend"]) == (2, Decimal("0.2400"))
+    assert days[date(2025, 3, 5)]["spend"] == Decimal("0.0390")
+    assert response.context["totals"] == {"delivered": 5, "failed": 1, "spend": Decimal("0.5470")}
+    assert "$0.55" in response.content.decode()
+
+
+def test_days_are_counted_in_the_configured_time_zone(admin_client, settings):
+    settings.TIME_ZONE = "Asia/Taipei"  # UTC+8
+    user = UserFactory()
+    make(user, date(2025, 3, 1), hour=23)  # 15:00 UTC on the 1st: the 1st in Taipei
+    make(user, date(2025, 3, 2), hour=1)  # 17:00 UTC on the 1st: the 2nd in Taipei
+    days = admin_client.get("/costs/", MARCH).context["days"]
+    assert [row["delivered"] for row in days] == [1, 1, 0, 0, 0]
+
+
+def test_spend_is_grouped_by_tier_user_and_model_with_resolution(admin_client, march):
+    context = admin_client.get("/costs/", MARCH).context
+    tiers = {row["user__tier__name"]: row for row in context["tiers"]}
+    assert list(tiers) == ["Free", "Pro"]  # most spent first
+    assert (tiers["Free"]["delivered"], tiers["Free"]["failed"]) == (3, 1)
+    assert tiers["Free"]["spend"] == Decimal("0.3070") and tiers["Pro"]["spend"] == Decimal("0.2400")
+
+    users = [(row["name"], row["delivered"], row["spend"]) for row in context["users"]]
+    assert users == [("@ann", 2, Decimal("0.2680")), ("@cat", 2, Decimal("0.2400")), ("@ben", 1, Decimal("0.0390"))]
+
+    models = {(row["model"], row["resolution"]): row for row in context["models"]}
+    assert list(models) == [("m-lite", "1K"), ("m-pro", "2K"), ("m-pro", "4K")]
+    assert (models["m-pro", "4K"]["delivered"], models["m-pro", "4K"]["cache_hits"]) == (2, 1)
+    assert models["m-pro", "2K"]["per_image"] == Decimal("0.1340")
+
+
+def test_the_charts_are_inline_svg_with_one_point_and_one_bar_per_day(admin_client, march):
+    page = admin_client.get("/costs/", MARCH).content.decode()
+    assert page.count("<svg") == 2 and "<script" not in page and "http" not in page.split("<svg", 1)[1]
+    assert page.count('<circle class="point"') == 5 and page.count('<rect class="bar"') == 5
+    assert "2025-03-01: $0.27" in page and "2025-03-03: 2" in page
+
+    page = admin_client.get("/costs/", {"range": "90"}).content.decode()
+    assert page.count('<circle class="point"') == 90 and page.count('<rect class="bar"') == 90
+
+
+def test_the_presets_end_today(admin_client):
+    user, today = UserFactory(), quota_today()
+    make(user, today, hour=0, cost="1.0000")
+    make(user, today - timedelta(29), hour=0, cost="0.5000")
+    make(user, today - timedelta(30), hour=0, cost="0.2500")
+    context = admin_client.get("/costs/").context
+    assert (context["first"], context["last"], context["preset"]) == (today - timedelta(29), today, "30")
+    assert context["totals"]["spend"] == Decimal("1.5000")
+    context = admin_client.get("/costs/", {"range": "90"}).context
+    assert len(context["days"]) == 90 and context["totals"]["spend"] == Decimal("1.7500")
+
+
+def test_every_table_exports_as_csv_with_the_same_numbers(admin_client, march, django_assert_max_num_queries):
+    with django_assert_max_num_queries(3):  # session, staff user, the table
+        days = export(admin_client, "day")
+    assert days[0] == ["date", "delivered", "failed", "spend_usd"]
+    assert days[1:] == [
+        ["2025-03-01", "2", "1", "0.2680"],
+        ["2025-03-02", "0", "0", "0.0000"],
+        ["2025-03-03", "2", "0", "0.2400"],
+        ["2025-03-04", "0", "0", "0.0000"],
+        ["2025-03-05", "1", "0", "0.0390"],
+    ]
+    assert export(admin_client, "tier") == [
+        ["tier", "delivered", "failed", "spend_usd"],
+        ["Free", "3", "1", "0.3070"],
+        ["Pro", "2", "0", "0.2400"],
+    ]
+    users = export(admin_client, "user")
+    assert users[0] == ["telegram_id", "username", "first_name", "tier", "delivered", "failed", "spend_usd"]
+    assert users[1] == [str(march["ann"].telegram_id), "ann", "Alice", "Free", "2", "0", "0.2680"]
+    assert [row[1] for row in users[1:]] == ["ann", "cat", "ben"]
+    assert export(admin_client, "model") == [
+        ["model", "resolution", "delivered", "cache_hits", "failed", "spend_usd", "usd_per_image"],
+        ["m-lite", "1K", "1", "0", "0", "0.0390", "0.0390"],
+        ["m-pro", "2K", "2", "0", "1", "0.2680", "0.1340"],
+        ["m-pro", "4K", "2", "1", "0", "0.2400", "0.1200"],
+    ]
+    assert admin_client.get("/costs/export/secrets.csv", MARCH).status_code == 404
+
+
+def test_the_page_links_its_exports_to_the_same_range(admin_client, march):
+    page = admin_client.get("/costs/", MARCH).content.decode()
+    for table in TABLES:
+        assert f"/costs/export/{table}.csv?range=custom&amp;from=2025-03-01&amp;to=2025-03-05" in page
+
+
+def test_user_text_in_exports_cannot_become_a_spreadsheet_formula(admin_client):
+    make(UserFactory(username="", first_name="=HYPERLINK(1)"), date(2025, 3, 2))
+    assert export(admin_client, "user")[1][2] == "'=HYPERLINK(1)"
+
+
+def test_a_backwards_or_too_long_range_gets_a_message_not_an_error(admin_client):
+    response = admin_client.get("/costs/", {"range": "custom", "from": "2025-03-05", "to": "2025-03-01"})
+    page = response.content.decode()
+    assert response.status_code == 200 and "must not be after the last" in page
+    assert "Showing the last 30 days instead." in page and len(response.context["days"]) == 30
+
+    response = admin_client.get("/costs/", {"range": "custom", "from": "2020-01-01", "to": "2025-01-01"})
+    assert response.status_code == 200 and "at most 366 days" in response.content.decode()
+    assert len(response.context["days"]) == 30
+
+    response = admin_client.get("/costs/", {"range": "forever", "from": "someday"})
+    assert response.status_code == 200 and len(response.context["days"]) == 30
+
+    response = admin_client.get("/costs/export/day.csv", {"range": "custom", "from": "2025-03-05", "to": "2025-03-01"})
+    assert response.status_code == 400 and response["Content-Type"].startswith("text/plain")
