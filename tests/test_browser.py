@@ -2,12 +2,15 @@
 
 import os
 import shutil
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
 from django.contrib.auth import get_user_model
+from django.utils import timezone
 
 from botcore import generations
+from botcore.models import Generation
 from tests.factories import UserFactory
 
 ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
@@ -83,3 +86,25 @@ def test_staff_add_a_keyword_and_test_a_prompt_against_it(signed_in):
     page.fill("#prompt", "make me a FAKE pass-port please")
     page.get_by_role("button", name="Test").click()
     assert page.locator("#test-result").inner_text().startswith("Refused: it matches “fake passport”.")
+
+
+def test_staff_open_the_cost_report_and_see_its_charts(signed_in):
+    user = UserFactory()
+    now = timezone.now()
+    for days_ago, cost in [(0, "0.134"), (1, "0.24"), (1, "0.134"), (5, "0.134")]:
+        Generation.objects.create(
+            user=user,
+            chat_id=1,
+            prompt="p",
+            status="delivered",
+            cost_usd=cost,
+            created_at=now - timedelta(days=days_ago),
+        )
+    page = signed_in
+    page.get_by_role("link", name="Costs").click()
+    spend_line = page.locator("svg polyline, svg path").first
+    spend_line.wait_for()
+    box = page.locator("svg").first.bounding_box()
+    assert box["width"] > 300 and box["height"] > 100  # drawn, at a readable size
+    assert page.locator("svg rect").count() >= 30  # a bar per day of the 30-day range
+    assert "$0.64" in page.content()
