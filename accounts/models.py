@@ -2,6 +2,7 @@ from django.conf import settings
 from django.db import models
 from django.db.models import Q
 from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
 
 
 class Resolution(models.TextChoices):
@@ -148,10 +149,10 @@ class Broadcast(models.Model):
     """A message staff send to every active user, or to one tier's; sent by a background job."""
 
     class Status(models.TextChoices):
-        QUEUED = "queued"
-        SENDING = "sending"
-        DONE = "done"
-        FAILED = "failed"
+        QUEUED = "queued", _("Queued")
+        SENDING = "sending", _("Sending")
+        DONE = "done", _("Done")
+        FAILED = "failed", _("Failed")
 
     text = models.TextField()
     tier = models.ForeignKey(Tier, null=True, blank=True, on_delete=models.SET_NULL, help_text="Empty: everyone.")

@@ -4,6 +4,7 @@ one audit entry in one transaction, so both ways in behave the same and nothing 
 from django.core.cache import cache
 from django.db import transaction
 from django.utils import timezone
+from django.utils.translation import gettext as _
 
 from . import moderation, quota
 from .models import AuditEntry, Ban, BannedKeyword, TelegramUser, Tier
@@ -39,7 +40,7 @@ def change_tier(*, actor, user, tier):
 @transaction.atomic
 def grant_images(*, actor, user, count):
     if count < 1:
-        raise StaffError("Grant at least one image.")
+        raise StaffError(_("Grant at least one image."))
     before = quota.remaining(user)
     quota.grant(user, count)
     record(actor, "user.grant", user, {"remaining": before}, {"remaining": quota.remaining(user), "granted": count})
@@ -48,7 +49,7 @@ def grant_images(*, actor, user, count):
 @transaction.atomic
 def ban_user(*, actor, user, reason, expires_at=None):
     if expires_at is not None and expires_at <= timezone.now():
-        raise StaffError("A ban's expiry must be in the future.")
+        raise StaffError(_("A ban's expiry must be in the future."))
     ban = Ban.objects.create(user=user, reason=reason, expires_at=expires_at, created_by=actor)
     after = {"reason": reason, "expires_at": expires_at.isoformat() if expires_at else None}
     record(actor, "user.ban", user, {}, after)
@@ -85,7 +86,7 @@ def delete_tier(*, actor, tier, move_to=None):
     users = TelegramUser.objects.filter(tier=tier)
     moved = users.count()
     if moved and (move_to is None or move_to.pk == tier.pk):
-        raise StaffError(f"{moved} users are on this tier: choose the tier they move to.")
+        raise StaffError(_("%(count)d users are on this tier: choose the tier they move to.") % {"count": moved})
     if moved:
         users.update(tier=move_to)
     before = _fields(tier, TIER_FIELDS)

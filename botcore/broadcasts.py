@@ -8,6 +8,7 @@ from django.conf import settings
 from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
+from django.utils.translation import gettext as _
 from telegram.error import Forbidden, TelegramError
 from telegram.ext import AIORateLimiter, ExtBot
 
@@ -28,9 +29,9 @@ def start(*, actor, text, tier=None):
     """Queue a broadcast (recorded in the audit log) and hand it to a background job."""
     text = text.strip()
     if not text:
-        raise staff.StaffError("Write the message to send.")
+        raise staff.StaffError(_("Write the message to send."))
     if len(text) > MAX_CHARS:
-        raise staff.StaffError(f"Telegram messages hold at most {MAX_CHARS} characters.")
+        raise staff.StaffError(_("Telegram messages hold at most %(count)d characters.") % {"count": MAX_CHARS})
     with transaction.atomic():
         broadcast = Broadcast.objects.create(text=text, tier=tier, created_by=actor)
         staff.record(actor, "broadcast.start", broadcast, {}, {"tier": tier.name if tier else "everyone", "text": text})

@@ -1,5 +1,6 @@
 from django.db import models
 from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
 
 from accounts.models import Resolution, TelegramUser
 
@@ -8,19 +9,19 @@ class Generation(models.Model):
     """One image request and everything that happened to it: the log behind quota, costs and reports."""
 
     class Status(models.TextChoices):
-        QUEUED = "queued"
-        RUNNING = "running"
-        DELIVERED = "delivered"
-        FAILED = "failed"
-        REFUSED = "refused"
+        QUEUED = "queued", _("Queued")
+        RUNNING = "running", _("Running")
+        DELIVERED = "delivered", _("Delivered")
+        FAILED = "failed", _("Failed")
+        REFUSED = "refused", _("Refused")
 
     class Kind(models.TextChoices):
-        TEXT = "text"  # from a description alone
-        EDIT = "edit"  # from the user's photos
-        REFINE = "refine"  # an instruction in reply to one of our results
-        REGENERATE = "regenerate"  # the same request again (result button)
-        VARIATION = "variation"  # a different take on a result (result button)
-        UPSCALE = "upscale"  # a result re-rendered at 4K (result button)
+        TEXT = "text", _("Text")  # from a description alone
+        EDIT = "edit", _("Edit")  # from the user's photos
+        REFINE = "refine", _("Refine")  # an instruction in reply to one of our results
+        REGENERATE = "regenerate", _("Regenerate")  # the same request again (result button)
+        VARIATION = "variation", _("Variation")  # a different take on a result (result button)
+        UPSCALE = "upscale", _("Upscale")  # a result re-rendered at 4K (result button)
 
     OPEN = (Status.QUEUED, Status.RUNNING)
 

@@ -62,3 +62,9 @@ def test_overview_shows_success_rate_failures_by_kind_latency_and_budget(admin_c
     page = admin_client.get("/").content.decode()
     assert "87%" in page and "50%" in page  # success rate; $5 of the $10 budget
     assert "safety</span> 2" in page and "@ada" in page
+
+
+def test_staff_reading_traditional_chinese_get_the_dashboard_in_it(admin_client):
+    Generation.objects.create(user=UserFactory(), chat_id=1, prompt="a cat", status="delivered")
+    page = admin_client.get("/", HTTP_ACCEPT_LANGUAGE="zh-hant").content.decode()
+    assert "今天" in page and "使用者" in page and "已送出" in page
