@@ -19,7 +19,8 @@ PAGES = {
     "users search": "/users/?q=bench_77",
     "generations list": "/generations/",
     "generations, failed": "/generations/?status=failed",
-    "cost report, 90 days": "/costs/?days=90",
+    "cost report, 30 days": "/costs/",
+    "cost report, 90 days": "/costs/?range=90",
 }
 
 
