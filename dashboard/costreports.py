@@ -1,10 +1,11 @@
 """Spend and images over a range of days in TIME_ZONE: by day, tier, user, model and resolution.
 
-Each table is one GROUP BY query over a created_at range (the top users: one more to name them);
-days without generations are filled in here, and the charts' coordinates computed, so templates only loop.
+Closed days come from their summaries (summaries.py), the open days from one GROUP BY over their
+generations; the top users are one GROUP BY over the whole range, and one more query to name them.
+Days without generations are filled in here, and the charts' coordinates computed, so templates only loop.
 """
 
-from datetime import datetime, time, timedelta
+from datetime import timedelta
 from decimal import Decimal
 
 from django.db.models import Count, DecimalField, Q, Sum
@@ -14,18 +15,11 @@ from django.utils import timezone
 from accounts.models import TelegramUser
 from botcore.models import Generation
 
+from . import summaries
+from .summaries import created_on
+
 ZERO = Decimal("0.0000")
 Status = Generation.Status
-
-
-def day_start(day):
-    """The moment `day` begins in TIME_ZONE."""
-    return timezone.make_aware(datetime.combine(day, time.min), timezone.get_default_timezone())
-
-
-def in_range(first, last):
-    """Generations created from the start of `first` to the end of `last`, both days included."""
-    return Generation.objects.filter(created_at__gte=day_start(first), created_at__lt=day_start(last + timedelta(1)))
 
 
 def _figures():
@@ -38,14 +32,16 @@ def _figures():
 
 def by_day(first, last):
     """One row per day from `first` to `last`, days without generations included."""
-    rows = (
-        in_range(first, last)
+    summed, open_from = summaries.closed(first, last)
+    found = _sum_summaries(summed, lambda row: row.day)
+    live = (
+        created_on(open_from, last)
         .annotate(day=TruncDate("created_at", tzinfo=timezone.get_default_timezone()))
         .values("day")
         .annotate(**_figures())
         .order_by()  # no ORDER BY in SQL: PostgreSQL can then hash the groups instead of sorting every row
     )
-    found = {row["day"]: row for row in rows}
+    found.update({row["day"]: row for row in live})
     empty = {"delivered": 0, "failed": 0, "spend": ZERO}
     days = [first + timedelta(n) for n in range((last - first).days + 1)]
     return [{**found.get(day, empty), "day": day} for day in days]
@@ -56,8 +52,12 @@ def totals(days):
 
 
 def by_tier(first, last):
-    """Tiers by spend; a user counts under the tier they are on now."""
-    rows = in_range(first, last).values("user__tier_id", "user__tier__name").annotate(**_figures()).order_by()
+    """Tiers by spend: for a closed day the tier users were on then, for the open days their tier now."""
+    summed, open_from = summaries.closed(first, last)
+    found = _sum_summaries(summed, lambda row: row.tier)
+    for row in created_on(open_from, last).values("user__tier__name").annotate(**_figures()).order_by():
+        _add(found.setdefault(row["user__tier__name"] or "", _empty()), row)
+    rows = [{**figures, "user__tier__name": tier} for tier, figures in found.items()]
     return sorted(rows, key=lambda row: (-row["spend"], row["user__tier__name"]))
 
 
@@ -65,11 +65,13 @@ def by_user(first, last, limit=50):
     """Users by spend, the top `limit` (None: all of them), with who they are and their tier.
 
     Grouping by the user id alone keeps the GROUP BY narrow; the users are fetched afterwards."""
-    figures = in_range(first, last).values("user_id").annotate(**_figures()).order_by("-spend", "-delivered", "user_id")
+    figures = (
+        created_on(first, last).values("user_id").annotate(**_figures()).order_by("-spend", "-delivered", "user_id")
+    )
     rows = list(figures if limit is None else figures[:limit])
     users = TelegramUser.objects.select_related("tier").only("telegram_id", "username", "first_name", "tier__name")
     if limit is None:
-        users = users.filter(pk__in=in_range(first, last).values("user_id"))
+        users = users.filter(pk__in=created_on(first, last).values("user_id"))
     else:
         users = users.filter(pk__in=[row["user_id"] for row in rows])
     users = {user.pk: user for user in users}
@@ -78,10 +80,34 @@ def by_user(first, last, limit=50):
 
 def by_model(first, last):
     """Model and resolution pairs, with cache hits and the average cost of a delivered image."""
-    rows = in_range(first, last).values("model", "resolution")
-    rows = rows.annotate(cache_hits=Count("pk", filter=Q(cache_hit=True)), **_figures()).order_by()
-    rows = sorted(rows, key=lambda row: (row["model"], row["resolution"]))
+    summed, open_from = summaries.closed(first, last)
+    found = _sum_summaries(summed, lambda row: (row.model, row.resolution))
+    live = created_on(open_from, last).values("model", "resolution")
+    for row in live.annotate(cache_hits=Count("pk", filter=Q(cache_hit=True)), **_figures()).order_by():
+        _add(found.setdefault((row["model"], row["resolution"]), _empty()), row)
+    rows = [{**figures, "model": model, "resolution": size} for (model, size), figures in sorted(found.items())]
     return [{**row, "per_image": row["spend"] / row["delivered"] if row["delivered"] else None} for row in rows]
+
+
+def _empty():
+    return {"delivered": 0, "failed": 0, "spend": ZERO, "cache_hits": 0}
+
+
+def _add(figures, row):
+    for key in figures:
+        figures[key] += row.get(key, 0)
+
+
+def _sum_summaries(summed, key):
+    """The figures of DaySummary rows, summed per key(row)."""
+    found = {}
+    for row in summed:
+        figures = found.setdefault(key(row), _empty())
+        figures["delivered"] += row.images if row.status == Status.DELIVERED else 0
+        figures["failed"] += row.images if row.status == Status.FAILED else 0
+        figures["cache_hits"] += row.images if row.cache_hit else 0
+        figures["spend"] += row.spend
+    return found
 
 
 # Charts: inline SVG, one point or bar per day.

@@ -19,7 +19,7 @@ from accounts.models import Resolution, TelegramUser
 from botcore.models import Generation
 
 from .access import staff_required
-from .costreports import day_start
+from .summaries import start_of as day_start
 
 PAGE_SIZE = 50
 IMAGE_TYPES = {"image/png", "image/jpeg", "image/webp", "image/gif"}

@@ -1,6 +1,6 @@
 """Read-only aggregations for the overview page and the API's stats."""
 
-from datetime import datetime, time
+from collections import Counter
 
 from django.conf import settings
 from django.db.models import Count, Q, Sum
@@ -8,15 +8,13 @@ from django.utils import timezone
 
 from botcore.models import Generation
 
-# Latency percentiles come from counts per bucket (one aggregate query, whatever the row count):
-# a percentile is reported as the upper edge of the bucket it falls in.
-LATENCY_BUCKETS_MS = [2_000, 5_000, 10_000, 15_000, 20_000, 30_000, 45_000, 60_000, 90_000, 120_000, 180_000, 300_000]
+from . import summaries
+from .summaries import LATENCY_BUCKETS_MS
 
 
 def day_start(now=None):
     """Midnight of today in TIME_ZONE, when the quota day begins."""
-    local = timezone.localtime(now)
-    return timezone.make_aware(datetime.combine(local.date(), time.min), local.tzinfo)
+    return summaries.start_of(timezone.localdate(now))
 
 
 def month_start(now=None):
@@ -35,32 +33,37 @@ def today(now=None):
 
 
 def period(since):
-    """Figures of the generations created since `since`."""
+    """Figures of the generations created since `since` (a midnight in TIME_ZONE): closed days from
+    their summaries, the rest from the generations themselves."""
+    summed, open_from = summaries.closed(timezone.localdate(since), timezone.localdate())
     Status = Generation.Status
-    delivered = Q(status=Status.DELIVERED)
-    buckets = {
-        f"under_{edge}": Count("pk", filter=delivered & Q(total_latency_ms__lte=edge)) for edge in LATENCY_BUCKETS_MS
-    }
-    figures = Generation.objects.filter(created_at__gte=since).aggregate(
-        delivered=Count("pk", filter=delivered),
+    live = Generation.objects.filter(created_at__gte=summaries.start_of(open_from))
+    figures = live.aggregate(
+        delivered=Count("pk", filter=Q(status=Status.DELIVERED)),
         failed=Count("pk", filter=Q(status=Status.FAILED)),
         refused=Count("pk", filter=Q(status=Status.REFUSED)),
         cache_hits=Count("pk", filter=Q(cache_hit=True)),
         spend=Sum("cost_usd", default=0),
-        timed=Count("total_latency_ms", filter=delivered),
-        **buckets,
+        **summaries.latency_buckets(),
     )
+    counts = [figures.pop(f"under_{edge}") for edge in LATENCY_BUCKETS_MS]
+    failures = Counter(
+        dict(live.filter(status=Status.FAILED).values_list("error_code").annotate(Count("pk")).order_by())
+    )
+    for row in summed:
+        if row.status in (Status.DELIVERED, Status.FAILED, Status.REFUSED):
+            figures[row.status] += row.images
+        figures["cache_hits"] += row.images if row.cache_hit else 0
+        figures["spend"] += row.spend
+        if row.status == Status.DELIVERED:
+            counts = [mine + theirs for mine, theirs in zip(counts, row.latency_buckets, strict=True)]
+        if row.status == Status.FAILED:
+            failures[row.error_code] += row.images
     finished = figures["delivered"] + figures["failed"]
     figures["success_rate"] = figures["delivered"] / finished if finished else None
-    counts = [figures.pop(f"under_{edge}") for edge in LATENCY_BUCKETS_MS]
-    figures["p50_ms"] = _percentile(0.50, figures["timed"], counts)
-    figures["p95_ms"] = _percentile(0.95, figures["timed"], counts)
-    figures["failures"] = list(
-        Generation.objects.filter(created_at__gte=since, status=Status.FAILED)
-        .values("error_code")
-        .annotate(count=Count("pk"))
-        .order_by("-count")
-    )
+    figures["p50_ms"] = _percentile(0.50, figures["delivered"], counts)
+    figures["p95_ms"] = _percentile(0.95, figures["delivered"], counts)
+    figures["failures"] = [{"error_code": code, "count": count} for code, count in failures.most_common()]
     return figures
 
 

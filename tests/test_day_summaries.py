@@ -1,0 +1,74 @@
+"""Closed days are summed up once; reports over long ranges read the sums, and stay right."""
+
+from datetime import timedelta
+from decimal import Decimal
+
+import pytest
+from django.utils import timezone
+
+from botcore.models import Generation
+from dashboard import costreports, reports, summaries
+from dashboard.models import DaySummary
+from tests.factories import TierFactory, UserFactory
+
+pytestmark = pytest.mark.django_db
+
+
+def made(user, days_ago, status="delivered", cost="0.134", **fields):
+    when = timezone.now() - timedelta(days=days_ago)
+    return Generation.objects.create(
+        user=user, chat_id=1, prompt="p", status=status, cost_usd=cost, created_at=when, **fields
+    )
+
+
+def test_closed_days_are_read_from_their_sums_once_summed():
+    user = UserFactory(tier=TierFactory(name="gold"))
+    made(user, 10, model="m", resolution="2K", total_latency_ms=4_000)
+    made(user, 10, status="failed", cost="0", model="m", resolution="2K", error_code="safety")
+    made(user, 3, cost="0.24", model="m", resolution="4K", total_latency_ms=40_000)
+    today, first = timezone.localdate(), timezone.localdate() - timedelta(days=12)
+
+    before = costreports.by_day(first, today), costreports.by_tier(first, today), costreports.by_model(first, today)
+    Generation.objects.filter(created_at__lt=timezone.now() - timedelta(days=2)).delete()
+    after = costreports.by_day(first, today), costreports.by_tier(first, today), costreports.by_model(first, today)
+
+    assert after == before
+    [gold] = after[1]
+    assert (gold["user__tier__name"], gold["delivered"], gold["failed"], gold["spend"]) == (
+        "gold",
+        2,
+        1,
+        Decimal("0.374"),
+    )
+    assert [(row["resolution"], row["delivered"]) for row in after[2]] == [("2K", 1), ("4K", 1)]
+
+
+def test_yesterday_and_today_are_always_read_live():
+    user = UserFactory()
+    made(user, 1)
+    first = timezone.localdate() - timedelta(days=5)
+    assert sum(row["delivered"] for row in costreports.by_day(first, timezone.localdate())) == 1
+    made(user, 1)
+    made(user, 0)
+    assert sum(row["delivered"] for row in costreports.by_day(first, timezone.localdate())) == 3
+    assert not DaySummary.objects.filter(day__gte=summaries.first_open_day()).exists()
+
+
+def test_a_period_adds_summed_days_and_live_ones_with_latency_percentiles():
+    user = UserFactory()
+    for days_ago in (0, 4):
+        for latency in [3_000] * 9 + [50_000]:
+            made(user, days_ago, total_latency_ms=latency)
+        made(user, days_ago, status="failed", cost="0", error_code="timeout")
+    figures = reports.period(summaries.start_of(timezone.localdate() - timedelta(days=6)))
+    assert (figures["delivered"], figures["failed"], figures["spend"]) == (20, 2, Decimal("2.68"))
+    assert (figures["p50_ms"], figures["p95_ms"]) == (5_000, 60_000)
+    assert figures["failures"] == [{"error_code": "timeout", "count": 2}]
+
+
+def test_a_day_summed_up_twice_at_once_is_kept_once():
+    made(UserFactory(), 5)
+    day = timezone.localdate() - timedelta(days=5)
+    summaries.summarize(day)
+    summaries.summarize(day)
+    assert DaySummary.objects.filter(day=day).count() == 1
