@@ -29,7 +29,7 @@ def decode(data, presser_telegram_id):
         return None
     if prefix != PREFIX or letter not in ACTIONS:
         return None
-    if not hmac.compare_digest(signature, _signature(letter, generation_id, presser_telegram_id)):
+    if not hmac.compare_digest(signature.encode(), _signature(letter, generation_id, presser_telegram_id).encode()):
         return None
     return ACTIONS[letter], generation_id
 

@@ -30,6 +30,7 @@ MIN_PROMPT_CHARS = 3
 MAX_PROMPT_CHARS = 4000
 MAX_REFERENCES = 14  # what Gemini 3 Pro Image accepts in one request
 MAX_BATCH = 4
+PAID_FIELDS = ["provider", "model", "upstream_latency_ms", "cost_usd"]
 OPTION = re.compile(r"(?<!\S)--(?:(?:ar|aspect)\s+(?P<ratio>\S+)|(?P<size>[124][kK]))(?!\S)")
 
 
@@ -295,6 +296,9 @@ def finish(generation, status, charge=True, **fields):
             status=status, finished_at=timezone.now(), **fields
         )
         if not closed:
+            if fields.get("cost_usd"):  # closed meanwhile (expired), but the call was paid: log what it cost
+                paid = {name: fields[name] for name in PAID_FIELDS if name in fields}
+                Generation.objects.filter(pk=generation.pk).update(**paid)
             return False
         if status == Generation.Status.DELIVERED and charge:
             quota.commit(generation.user_id, generation.quota_day)
@@ -309,13 +313,19 @@ def cached(key):
         return None
     since = timezone.now() - timedelta(seconds=settings.RESULT_CACHE_SECONDS)
     hits = Generation.objects.filter(cache_key=key, status=Generation.Status.DELIVERED, finished_at__gte=since)
-    return hits.exclude(file_id="", document_file_id="").order_by("-finished_at").first()
+    # What the delivery mode sends must exist: a photo-only result can't answer in document mode.
+    hits = hits.exclude(document_file_id="") if settings.DELIVERY_MODE == "document" else hits.exclude(file_id="")
+    return hits.order_by("-finished_at").first()
 
 
 def expire_stale():
     """Fail generations left open by a crashed bot or worker, giving their quota back; returns them."""
     cutoff = timezone.now() - timedelta(seconds=settings.STALE_GENERATION_SECONDS)
-    stale = Generation.objects.filter(status__in=Generation.OPEN, created_at__lt=cutoff).select_related("user")
+    # A running job counts from its start: time spent waiting in a busy Celery queue is not a crash.
+    stale = Q(status=Generation.Status.QUEUED, created_at__lt=cutoff) | Q(
+        status=Generation.Status.RUNNING, started_at__lt=cutoff
+    )
+    stale = Generation.objects.filter(stale).select_related("user")
     return [
         generation
         for generation in stale

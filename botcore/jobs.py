@@ -38,11 +38,15 @@ UNCACHED_KINDS = {Generation.Kind.REGENERATE, Generation.Kind.VARIATION}
 async def run_generation(batch, *, bot, provider, status_message_id=None):
     """Make and deliver the images of one request: one Generation, or the several of a /batch."""
     started = time.monotonic()
+    generations_given = batch
     batch = [
         generation for generation in batch if await sync_to_async(generations.start)(generation, status_message_id)
     ]
-    if not batch:
+    if not batch:  # expired while queued: the sweeper has told the user
         log.info("generations are not queued any more; skipped")
+        if status_message_id and generations_given:
+            with suppress(TelegramError):
+                await bot.delete_message(generations_given[0].chat_id, status_message_id)
         return
     try:
         await _run(batch, bot, provider, started)
@@ -129,7 +133,10 @@ async def _deliver(bot, made, key, started):
     first, _ = made[0]
     caption = texts.caption(first.prompt, first.resolution, first.aspect_ratio)
     for generation, result in made:
-        generation.original = await sync_to_async(results.keep)(generation, result.file, result.mime_type)
+        try:
+            generation.original = await sync_to_async(results.keep)(generation, result.file, result.mime_type)
+        except OSError as exc:  # the user still gets the image; only the Original button and the dashboard lose it
+            log.warning("result of generation %s not kept: %s", generation.pk, exc)
     try:
         if len(made) == 1:
             sent = [
@@ -161,6 +168,7 @@ async def _deliver(bot, made, key, started):
                 Generation.Status.FAILED,
                 error_code=code,
                 error_message=str(exc),
+                original=generation.original.name if generation.original else "",  # so it is purged in time
                 **_paid(generation, result),
             )
         await _tell_failures(bot, first, code, failed=len(made), total=len(made))

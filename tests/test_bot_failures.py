@@ -126,7 +126,10 @@ def job_left_by_a_crash(default_tiers):
         identity=generations.Identity(telegram_id=ALICE), chat_id=ALICE, prompt="a lost picture"
     )
     Generation.objects.filter(pk=generation.pk).update(
-        status="running", status_message_id=999, created_at=timezone.now() - timedelta(hours=1)
+        status="running",
+        status_message_id=999,
+        created_at=timezone.now() - timedelta(hours=1),
+        started_at=timezone.now() - timedelta(hours=1),
     )
     return user
 

@@ -1,6 +1,7 @@
 """What happens when a request is accepted or refused, before any image is made."""
 
 from datetime import timedelta
+from decimal import Decimal
 
 import pytest
 from django.utils import timezone
@@ -119,3 +120,21 @@ def test_stale_generations_give_their_quota_back(settings):
     generation.refresh_from_db()
     assert (generation.status, generation.error_code) == ("failed", "interrupted")
     assert QuotaUsage.objects.get(user=user).reserved == 0
+
+
+def test_a_job_that_waited_long_in_the_queue_but_started_lately_is_not_expired():
+    generation = ask(UserFactory())
+    long_ago = timezone.now() - timedelta(hours=1)
+    Generation.objects.filter(pk=generation.pk).update(created_at=long_ago)
+    assert generations.start(generation)
+    assert generations.expire_stale() == []
+
+
+def test_a_paid_call_that_ends_after_its_job_expired_still_logs_its_cost():
+    generation = ask(UserFactory())
+    Generation.objects.filter(pk=generation.pk).update(created_at=timezone.now() - timedelta(hours=1))
+    generations.expire_stale()
+    paid = {"provider": "gemini", "model": "m", "upstream_latency_ms": 900_000, "cost_usd": Decimal("0.134")}
+    assert not generations.finish(generation, Generation.Status.DELIVERED, file_id="x", **paid)
+    generation.refresh_from_db()
+    assert (generation.status, generation.cost_usd, generation.file_id) == ("failed", Decimal("0.134"), "")

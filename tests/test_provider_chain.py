@@ -5,6 +5,7 @@ The providers are real GeminiProviders talking to two fake Gemini servers."""
 
 import asyncio
 import logging
+import time
 
 import httpx
 import pytest
@@ -298,3 +299,14 @@ async def test_a_late_failure_of_an_older_call_neither_ends_the_trial_nor_starts
     assert breaker.allow()
     breaker.succeeded()
     assert breaker.state == "closed" and breaker.allow()
+
+
+async def test_the_calls_of_one_batch_failing_together_count_as_one_failure(make_chain, primary):
+    chain = make_chain(breaker_failures=2, clock=time.monotonic)
+    for _ in range(4):
+        primary.enqueue("http_error", status=503)
+    results = await asyncio.gather(*(chain.generate(REQUEST) for _ in range(4)))
+    assert {result.provider for result in results} == {"backup"}
+    assert chain.breakers["primary"].state == "closed"  # four overlapping calls saw one outage
+    for result in results:
+        result.close()

@@ -46,6 +46,7 @@ class CircuitBreaker:
         self.consecutive_failures = 0
         self.running = 0  # calls let through that have not reported yet
         self._opened_at = None  # clock() when it last opened; None while closed
+        self._last_failure_at = None  # clock() of the last failure counted
 
     @property
     def state(self):
@@ -73,8 +74,13 @@ class CircuitBreaker:
         self.consecutive_failures = 0
         self._opened_at = None
 
-    def failed(self):
+    def failed(self, started_at=None):
+        """A call that began at `started_at` (clock()) failed. Calls that were already running when
+        the last counted failure came in saw the same outage: a /batch's four calls are one failure."""
         self._ended()
+        if started_at is not None and self._last_failure_at is not None and started_at < self._last_failure_at:
+            return
+        self._last_failure_at = self.clock()
         self.consecutive_failures += 1
         # Only a success resets the count, so once open, any failure (the trial's) re-opens.
         if self.consecutive_failures >= self.failures:
@@ -134,6 +140,7 @@ class ProviderChain:
                 log.debug("image provider %s skipped: circuit %s", provider.name, breaker.state)
                 continue
             later = self._next_available(index)
+            started = breaker.clock()
             try:
                 if later is None:
                     result = await with_retries(
@@ -148,7 +155,7 @@ class ProviderChain:
                     breaker.succeeded()  # it answered: the provider is up
                     raise
                 was = breaker.state
-                breaker.failed()
+                breaker.failed(started)
                 last_error = exc
                 if was != breaker.OPEN and breaker.state != breaker.CLOSED:
                     log.warning(

@@ -82,7 +82,7 @@ async def batch_command(update, context):
     message = update.effective_message
     lang = identity(update).language_code
     _, *rest = message.text.split(maxsplit=2)
-    if len(rest) < 2 or not rest[0].isdigit() or int(rest[0]) < 2:
+    if len(rest) < 2 or not rest[0].isascii() or not rest[0].isdigit() or int(rest[0]) < 2:
         await message.reply_html(texts.refusal(lang, generations.Refusal("batch_size", maximum=generations.MAX_BATCH)))
         return
     await submit(update, context, rest[1], count=int(rest[0]))
