@@ -9,7 +9,7 @@ from asgiref.sync import sync_to_async
 from django.utils import timezone
 
 from accounts.models import Ban, BannedKeyword, TelegramUser, Tier
-from botcore import generations
+from botcore import generations, jobs
 from botcore.models import Generation
 from tests.conftest import settled
 from tests.test_bot_generation import ALICE, texts_in, usage_of
@@ -168,4 +168,20 @@ async def test_failure_is_still_told_when_telegram_fails_the_edit(bot, tg, gemin
     [generation] = await settled(1)
     await tg.wait_for(lambda t: "for safety reasons" in texts_in(t, ALICE)[-1], what="the explanation")
     assert generation.error_code == "safety"
+    assert await sync_to_async(usage_of)(ALICE) == (0, 0)
+
+
+async def test_a_job_expired_while_queued_leaves_no_creating_message_when_it_comes_up(bot, tg, gemini):
+    """A Celery queue so backed up that the sweeper gave the job up before a worker took it."""
+    await TelegramUser.objects.acreate(telegram_id=ALICE, tier=await Tier.objects.aget(name="free"))
+    identity = generations.Identity(telegram_id=ALICE)
+    (generation,) = await sync_to_async(generations.request)(identity=identity, chat_id=ALICE, prompt="a slow one")
+    status = await bot.bot.send_message(ALICE, "🎨 Creating your image…")
+    await Generation.objects.filter(pk=generation.pk).aupdate(created_at=timezone.now() - timedelta(hours=1))
+    await jobs.expire_stale(bot.bot)
+
+    await jobs.run_generation([generation], bot=bot.bot, provider=None, status_message_id=status.message_id)
+
+    assert not any("Creating your image" in text for text in texts_in(tg, ALICE))
+    assert any("bot restarted" in text for text in texts_in(tg, ALICE)) and gemini.requests == []
     assert await sync_to_async(usage_of)(ALICE) == (0, 0)
