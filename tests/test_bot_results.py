@@ -423,3 +423,27 @@ async def test_gemini_down_the_relay_makes_the_image_at_its_own_price(relay, bot
     assert generation.cost_usd == Decimal("0.05")
     assert image_size(photo) == (2048, 2048)
     assert await sync_to_async(usage_of)(ALICE) == (1, 0)
+
+
+async def test_a_4k_batch_comes_with_its_original_files_below_the_album(bot, tg, gemini):
+    await a_user(ALICE, "premium")
+    tg.push_text(ALICE, "/batch 2 a harbour --4k")
+    done = await settled(2, timeout=30)
+
+    photos, files = tg.calls_of("sendMediaGroup")
+    assert [item["type"] for item in files.params["media"]] == ["document", "document"]
+    originals = [files.files[item["media"].removeprefix("attach://")].data for item in files.params["media"]]
+    assert [image_size(data) for data in originals] == [(4096, 4096)] * 2
+    assert all(g.document_file_id and g.document_message_id for g in done)
+
+
+@pytest.mark.bot_settings(DELIVERY_MODE="document")
+async def test_document_mode_sends_a_batch_as_an_album_of_files(bot, tg, gemini):
+    await a_user(ALICE, "premium")
+    tg.push_text(ALICE, "/batch 2 a harbour")
+    done = await settled(2, timeout=30)
+
+    [album] = tg.calls_of("sendMediaGroup")
+    assert [item["type"] for item in album.params["media"]] == ["document", "document"]
+    assert album.params["media"][0]["caption"].startswith("<i>a harbour</i>")
+    assert all(g.document_file_id and not g.file_id for g in done)

@@ -9,7 +9,7 @@ from io import BytesIO
 
 from django.conf import settings
 from PIL import Image
-from telegram import InputMediaPhoto, ReplyParameters
+from telegram import InputMediaDocument, InputMediaPhoto, ReplyParameters
 from telegram.constants import ChatAction, ParseMode
 from telegram.error import TelegramError
 
@@ -151,24 +151,68 @@ async def _send_original(bot, chat_id, data, prepared, caption, reply, reply_mar
 
 
 async def deliver_album(bot, chat_id, files, *, caption, reply_to=None, stem="image"):
-    """Send several images as one album of photos; a Sent for each, in order."""
+    """Send several images as one album, as DELIVERY_MODE says; a Sent for each, in order."""
     _, budget = memory.for_this_loop()
     needed = sum([await asyncio.to_thread(_memory_needed_mb, file) for file in files])
     async with budget.hold(needed):
-        media = []
+        images = []
         for index, file in enumerate(files):
-            prepared = await asyncio.to_thread(prepare, await asyncio.to_thread(file.read), f"{stem}-{index + 1}")
-            media.append(
-                InputMediaPhoto(
-                    prepared.photo,
-                    filename=prepared.photo_filename,
-                    caption=caption if index == 0 else None,
-                    parse_mode=ParseMode.HTML,
-                )
-            )
+            data = await asyncio.to_thread(file.read)
+            images.append((data, await asyncio.to_thread(prepare, data, f"{stem}-{index + 1}")))
         reply = ReplyParameters(reply_to, allow_sending_without_reply=True) if reply_to else None
-        messages = await bot.send_media_group(chat_id, media, reply_parameters=reply)
-    return [Sent(message.message_id, message.photo[-1].file_id) for message in messages]
+        if settings.DELIVERY_MODE == "document":
+            messages = await bot.send_media_group(chat_id, _originals(images, caption), reply_parameters=reply)
+            return [Sent(m.message_id, document_file_id=m.document.file_id) for m in messages]
+        photos = [
+            InputMediaPhoto(
+                prepared.photo,
+                filename=prepared.photo_filename,
+                caption=caption if index == 0 else None,
+                parse_mode=ParseMode.HTML,
+            )
+            for index, (_, prepared) in enumerate(images)
+        ]
+        messages = await bot.send_media_group(chat_id, photos, reply_parameters=reply)
+        sent = [Sent(message.message_id, message.photo[-1].file_id) for message in messages]
+        wanted = [index for index, (_, prepared) in enumerate(images) if prepared.send_original]
+        if settings.DELIVERY_MODE == "both" and wanted:
+            sent = await _add_originals(bot, chat_id, images, sent, wanted)
+    return sent
+
+
+def _originals(images, caption=None):
+    return [
+        InputMediaDocument(
+            data,
+            filename=prepared.original_filename,
+            caption=caption if index == 0 else None,
+            parse_mode=ParseMode.HTML,
+            disable_content_type_detection=True,
+        )
+        for index, (data, prepared) in enumerate(images)
+    ]
+
+
+async def _add_originals(bot, chat_id, images, sent, wanted):
+    """The originals of the album's recompressed photos, below it (an album of files, or one file)."""
+    below = ReplyParameters(sent[0].message_id, allow_sending_without_reply=True)
+    try:
+        if len(wanted) == 1:
+            (index,) = wanted
+            data, prepared = images[index]
+            documents = [await _send_original(bot, chat_id, data, prepared, None, below, None)]
+        else:
+            media = _originals([images[index] for index in wanted])
+            documents = await bot.send_media_group(chat_id, media, reply_parameters=below)
+    except TelegramError as exc:  # the photos arrived; the users still have their images
+        log.warning("album originals not sent to chat %s: %s", chat_id, exc)
+        return sent
+    sent = list(sent)
+    for index, document in zip(wanted, documents, strict=True):
+        sent[index] = replace(
+            sent[index], document_file_id=document.document.file_id, document_message_id=document.message_id
+        )
+    return sent
 
 
 async def send_original_of(bot, generation, *, reply_to=None):

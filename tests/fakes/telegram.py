@@ -700,10 +700,12 @@ class FakeTelegram:
         group_id = str(1_000_000 + len(self.calls))
         reply = {k: p[k] for k in ("chat_id", "reply_parameters", "reply_to_message_id") if k in p}
         messages = []
+        kinds = {item.get("type") for item in media}
+        if kinds not in ({"photo"}, {"document"}):  # documents can only be grouped with documents
+            raise _bad("wrong media type combination in the album")
         for item in media:
-            if item.get("type") != "photo":
-                raise _bad("unsupported media type in an album of photos")
-            sent = self._m_sendPhoto({**reply, **item, "photo": item.get("media")}, f)
+            send = self._m_sendPhoto if item["type"] == "photo" else self._m_sendDocument
+            sent = send({**reply, **item, item["type"]: item.get("media")}, f)
             sent["media_group_id"] = group_id
             messages.append(sent)
         return messages
