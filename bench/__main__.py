@@ -24,9 +24,7 @@ def parse_args(argv):
     parser.add_argument("--jobs", type=int, default=50, help="memory: concurrent 4K jobs")
     parser.add_argument("--requests", type=int, default=1000, help="race: simultaneous requests")
     parser.add_argument("--dashboard-users", type=int, default=100_000, help="dashboard: users to seed")
-    parser.add_argument(
-        "--dashboard-generations", type=int, default=1_000_000, help="dashboard: generations to seed"
-    )
+    parser.add_argument("--dashboard-generations", type=int, default=1_000_000, help="dashboard: generations to seed")
     parser.add_argument("--json", type=Path, help="where to write the results (default bench/results/<time>.json)")
     args = parser.parse_args(argv)
     unknown = set(args.scenarios) - set(SCENARIOS)

@@ -4,6 +4,7 @@ from datetime import timedelta
 from decimal import Decimal
 
 import pytest
+from django.core.management import call_command
 from django.utils import timezone
 
 from botcore.models import Generation
@@ -72,3 +73,10 @@ def test_a_day_summed_up_twice_at_once_is_kept_once():
     summaries.summarize(day)
     summaries.summarize(day)
     assert DaySummary.objects.filter(day=day).count() == 1
+
+
+def test_the_summarize_days_command_sums_up_closed_days_ahead_of_any_report(capsys):
+    made(UserFactory(), 4)
+    made(UserFactory(), 9)
+    call_command("summarize_days", "--days", "30")
+    assert DaySummary.objects.count() == 2 and "2 days with generations" in capsys.readouterr().out
