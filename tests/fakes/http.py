@@ -5,6 +5,8 @@ import asyncio
 import sys
 import threading
 import time
+from email.parser import BytesHeaderParser
+from email.utils import collapse_rfc2231_value
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 
@@ -64,3 +66,22 @@ async def wait_until(predicate, subject, timeout: float, describe):
             raise AssertionError(f"timed out after {timeout}s: {describe()}")
         await asyncio.sleep(0.02)
     return result
+
+
+def parse_multipart(body: bytes, boundary: str) -> tuple[dict[str, str], list[tuple[str, str, str, bytes]]]:
+    """A multipart/form-data body: its text fields, and its files as (field name, filename, content
+    type, bytes) in the order sent."""
+    # Split on the boundary by hand: fast and byte-exact for large binary parts.
+    fields, files = {}, []
+    for part in body.split(b"--" + boundary.encode())[1:]:
+        if part.startswith(b"--"):
+            break  # closing delimiter
+        head, _, content = part.partition(b"\r\n\r\n")
+        content = content.removesuffix(b"\r\n")
+        headers = BytesHeaderParser().parsebytes(head.strip() + b"\r\n\r\n")
+        name = collapse_rfc2231_value(headers.get_param("name", header="content-disposition"))
+        if headers.get_filename() is None:
+            fields[name] = content.decode()
+        else:
+            files.append((name, headers.get_filename(), headers.get("Content-Type"), content))
+    return fields, files

@@ -20,14 +20,12 @@ import time
 import traceback
 from collections import deque
 from dataclasses import dataclass, field
-from email.parser import BytesHeaderParser
-from email.utils import collapse_rfc2231_value
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import urlsplit
 
 from PIL import Image, UnidentifiedImageError
 
-from .http import send, serve, shutdown, wait_until
+from .http import parse_multipart, send, serve, shutdown, wait_until
 
 ROUTES = {"/v1/images/generations": "generations", "/v1/images/edits": "edits"}
 COMMON_PARAMS = {"model", "prompt", "n", "size", "response_format", "quality", "background", "output_format"}
@@ -124,23 +122,6 @@ def _parse_size(size) -> tuple[int, int] | None:
     if max(width, height) > MAX_RATIO * min(width, height):
         return None
     return width, height
-
-
-def _parse_multipart(body: bytes, boundary: str) -> tuple[dict[str, str], list[tuple[str, tuple[str, str, bytes]]]]:
-    # Split on the boundary by hand: fast and byte-exact for large binary parts.
-    fields, files = {}, []
-    for part in body.split(b"--" + boundary.encode())[1:]:
-        if part.startswith(b"--"):
-            break  # closing delimiter
-        head, _, content = part.partition(b"\r\n\r\n")
-        content = content.removesuffix(b"\r\n")
-        headers = BytesHeaderParser().parsebytes(head.strip() + b"\r\n\r\n")
-        name = collapse_rfc2231_value(headers.get_param("name", header="content-disposition"))
-        if headers.get_filename() is None:
-            fields[name] = content.decode()
-        else:
-            files.append((name, (headers.get_filename(), headers.get("Content-Type", ""), content)))
-    return fields, files
 
 
 def _validate(route: str, fields: dict, file_fields: list[str], files: list[tuple[str, str, bytes]]):
@@ -277,7 +258,8 @@ class FakeOpenAIImages:
             return (body if isinstance(body, dict) else None), []
         if content_type != "multipart/form-data" or not handler.headers.get_param("boundary"):
             return None, []
-        return _parse_multipart(raw, handler.headers.get_param("boundary"))
+        fields, files = parse_multipart(raw, handler.headers.get_param("boundary"))
+        return fields, [(name, (filename, ctype or "", data)) for name, filename, ctype, data in files]
 
     def _answer(self, route, fields, file_fields, files, headers, handler) -> tuple[int, dict | bytes]:
         scheme, _, key = headers.get("authorization", "").partition(" ")

@@ -21,14 +21,12 @@ import time
 import traceback
 import uuid
 from dataclasses import dataclass
-from email.parser import BytesHeaderParser
-from email.utils import collapse_rfc2231_value
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qsl, unquote, urlsplit
 
 from PIL import Image
 
-from .http import send, serve, shutdown, wait_until
+from .http import parse_multipart, send, serve, shutdown, wait_until
 
 MB = 1024 * 1024
 PHOTO_SIDES = (90, 320, 800, 1280)  # thumbnails Telegram adds below the main size
@@ -168,23 +166,6 @@ def _render_photo(data: bytes) -> list[tuple[int, int, bytes]]:
             renders.insert(0, (image.width, image.height, buf.getvalue()))
         _photo_cache[key] = renders
     return _photo_cache[key]
-
-
-def _parse_multipart(body: bytes, boundary: str) -> tuple[dict[str, str], dict[str, UploadedFile]]:
-    # Split on the boundary by hand: fast and byte-exact for large binary parts.
-    fields, files = {}, {}
-    for part in body.split(b"--" + boundary.encode())[1:]:
-        if part.startswith(b"--"):
-            break  # closing delimiter
-        head, _, content = part.partition(b"\r\n\r\n")
-        content = content.removesuffix(b"\r\n")
-        headers = BytesHeaderParser().parsebytes(head.strip() + b"\r\n\r\n")
-        name = collapse_rfc2231_value(headers.get_param("name", header="content-disposition"))
-        if headers.get_filename() is None:
-            fields[name] = content.decode()
-        else:
-            files[name] = UploadedFile(content, headers.get_filename(), headers.get("Content-Type"))
-    return fields, files
 
 
 def _decode_form(raw: dict[str, str]) -> dict:
@@ -392,7 +373,8 @@ class FakeTelegram:
         elif ctype == "application/x-www-form-urlencoded":
             params.update(_decode_form(dict(parse_qsl(body.decode(), keep_blank_values=True))))
         elif ctype == "multipart/form-data":
-            fields, files = _parse_multipart(body, handler.headers.get_param("boundary"))
+            fields, uploads = parse_multipart(body, handler.headers.get_param("boundary"))
+            files = {name: UploadedFile(data, filename, ctype) for name, filename, ctype, data in uploads}
             params.update(_decode_form(fields))
         return params, files
 
