@@ -177,10 +177,7 @@ async def _deliver(bot, made, key, started):
         await _close(
             generation,
             Generation.Status.DELIVERED,
-            file_id=message.file_id,
-            document_file_id=message.document_file_id,
-            result_message_id=message.message_id,
-            document_message_id=message.document_message_id,
+            **_shown_in(message),
             original=generation.original.name if generation.original else "",
             thought_signature=result.thought_signature,
             cache_key=key,
@@ -219,16 +216,23 @@ async def _deliver_from_cache(bot, generation, earlier, key, started):
         cache_hit=True,
         provider="cache",
         model=earlier.model,
-        file_id=sent.file_id,
-        document_file_id=sent.document_file_id,
-        result_message_id=sent.message_id,
-        document_message_id=sent.document_message_id,
+        **_shown_in(sent),
         original=earlier.original.name if earlier.original else "",
         thought_signature=earlier.thought_signature,
         cache_key=key,
         total_latency_ms=_ms_since(started),
     )
     await _remove_status(bot, generation)
+
+
+def _shown_in(sent):
+    """Where a delivered result is, for its Generation row: the buttons and replies find it there."""
+    return {
+        "file_id": sent.file_id,
+        "document_file_id": sent.document_file_id,
+        "result_message_id": sent.message_id,
+        "document_message_id": sent.document_message_id,
+    }
 
 
 def _paid(generation, result):

@@ -88,6 +88,14 @@ def test_simultaneous_reservations_never_take_more_than_the_limit():
     assert QuotaUsage.objects.get(user=user, day=DAY).reserved == 3
 
 
+def ask_for_one(user):
+    """The queued Generation, or the refusal's code."""
+    try:
+        return generations.request(identity=identity_of(user), chat_id=user.telegram_id, prompt="a cat")[0]
+    except generations.Refusal as refusal:
+        return refusal.code
+
+
 @pytest.mark.django_db(transaction=True)
 def test_simultaneous_requests_for_the_last_image_get_it_once():
     tier = TierFactory(daily_limit=5, max_concurrent_jobs=50)
@@ -98,13 +106,7 @@ def test_simultaneous_requests_for_the_last_image_get_it_once():
         )
     QuotaUsage.objects.create(user=user, day=quota.today(), used=4)
 
-    def ask():
-        try:
-            return generations.request(identity=identity_of(user), chat_id=user.telegram_id, prompt="a last cat")[0]
-        except generations.Refusal as refusal:
-            return refusal.code
-
-    results = race(10, ask)
+    results = race(10, lambda: ask_for_one(user))
     assert sum(isinstance(r, Generation) for r in results) == 1
     assert results.count("quota") == 9
 
@@ -113,13 +115,7 @@ def test_simultaneous_requests_for_the_last_image_get_it_once():
 def test_simultaneous_messages_of_one_user_respect_the_tiers_job_limit():
     user = UserFactory(tier=TierFactory(daily_limit=None, max_concurrent_jobs=2))
 
-    def ask():
-        try:
-            return generations.request(identity=identity_of(user), chat_id=user.telegram_id, prompt="many cats")[0]
-        except generations.Refusal as refusal:
-            return refusal.code
-
-    results = race(10, ask)
+    results = race(10, lambda: ask_for_one(user))
     assert sum(isinstance(r, Generation) for r in results) == 2
     assert results.count("busy") == 8
     assert QuotaUsage.objects.get(user=user, day=quota.today()).reserved == 2
