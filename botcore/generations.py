@@ -222,6 +222,7 @@ def _queue(user, *, prompt, resolution, aspect_ratio, count=1, **fields):
         raise Refusal("banned", reason=ban.reason, until=ban.expires_at)
     log_fields = {
         "user": user,
+        "tier": user.tier.name,
         "prompt": prompt,
         "resolution": resolution,
         "aspect_ratio": aspect_ratio,

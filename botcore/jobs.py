@@ -15,9 +15,12 @@ from contextlib import suppress
 from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.core.cache import cache
+from django.db import connection
 from telegram import Bot
 from telegram.constants import ParseMode
 from telegram.error import Forbidden, TelegramError
+
+from dashboard import summaries
 
 from . import generations, results
 from .models import Generation
@@ -300,15 +303,29 @@ async def expire_stale(bot):
 
 
 async def sweep_stale_forever(bot, every_seconds=60):
+    """Every minute: expire stale jobs, purge old results; once a day, sum up the day that closed."""
+    summed_up_before = None
     while True:
         try:
             expired = await expire_stale(bot)
             if expired:
                 log.warning("released the quota of %d generations left unfinished", expired)
             await sync_to_async(results.purge_old)()
+            if summed_up_before != (first_open := await sync_to_async(summaries.first_open_day)()):
+                await _sum_up_closed_days()
+                summed_up_before = first_open
         except Exception:
             log.exception("sweeping stale generations failed")
         await asyncio.sleep(every_seconds)
+
+
+@sync_to_async(thread_sensitive=False)
+def _sum_up_closed_days():
+    """Off the thread the bot's other queries share: the first time, it reads three months of rows."""
+    try:
+        summaries.sum_up_closed_days()
+    finally:
+        connection.close()
 
 
 async def _remove_status(bot, generation):

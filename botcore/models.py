@@ -26,6 +26,8 @@ class Generation(models.Model):
     OPEN = (Status.QUEUED, Status.RUNNING)
 
     user = models.ForeignKey(TelegramUser, on_delete=models.PROTECT, related_name="generations")
+    # The user's tier when they asked: cost reports count spend against it, not a tier they moved to.
+    tier = models.CharField(max_length=50, blank=True)
     chat_id = models.BigIntegerField()
     request_message_id = models.BigIntegerField(null=True, blank=True)
     status_message_id = models.BigIntegerField(null=True, blank=True)

@@ -1,12 +1,14 @@
 """Spend and images over a range of days in TIME_ZONE: by day, tier, user, model and resolution.
 
 Closed days come from their summaries (summaries.py), the open days from one GROUP BY over their
-generations; the top users are one GROUP BY over the whole range, and one more query to name them.
+generations; the top users from per-user totals of the closed days (kept in the cache) plus the
+open days' generations, and one more query to name them.
 Days without generations are filled in here, and the charts' coordinates computed, so templates only loop.
 """
 
 from datetime import timedelta
 from decimal import Decimal
+from itertools import islice
 
 from django.db.models import Count, DecimalField, Q, Sum
 from django.db.models.functions import TruncDate
@@ -16,7 +18,7 @@ from accounts.models import TelegramUser
 from botcore.models import Generation
 
 from . import summaries
-from .summaries import created_on
+from .summaries import SPEND_UNIT, created_on
 
 ZERO = Decimal("0.0000")
 Status = Generation.Status
@@ -52,30 +54,54 @@ def totals(days):
 
 
 def by_tier(first, last):
-    """Tiers by spend: for a closed day the tier users were on then, for the open days their tier now."""
+    """Tiers by spend, each generation counted in the tier its user was on when they asked."""
     summed, open_from = summaries.closed(first, last)
     found = _sum_summaries(summed, lambda row: row.tier)
-    for row in created_on(open_from, last).values("user__tier__name").annotate(**_figures()).order_by():
-        _add(found.setdefault(row["user__tier__name"] or "", _empty()), row)
-    rows = [{**figures, "user__tier__name": tier} for tier, figures in found.items()]
-    return sorted(rows, key=lambda row: (-row["spend"], row["user__tier__name"]))
+    for row in created_on(open_from, last).values("tier").annotate(**_figures()).order_by():
+        _add(found.setdefault(row["tier"], _empty()), row)
+    rows = [{**figures, "tier": tier} for tier, figures in found.items()]
+    return sorted(rows, key=lambda row: (-row["spend"], row["tier"]))
 
 
 def by_user(first, last, limit=50):
     """Users by spend, the top `limit` (None: all of them), with who they are and their tier.
 
-    Grouping by the user id alone keeps the GROUP BY narrow; the users are fetched afterwards."""
-    figures = (
-        created_on(first, last).values("user_id").annotate(**_figures()).order_by("-spend", "-delivered", "user_id")
-    )
-    rows = list(figures if limit is None else figures[:limit])
+    The closed days' figures come ranked from summaries.user_totals: besides the users who also
+    have open days, only the first `limit` of the others can make the top."""
+    closed, open_from = summaries.user_totals(first, last)
+    live = {
+        user_id: (delivered, failed, int(spend / SPEND_UNIT))
+        for user_id, delivered, failed, spend in created_on(open_from, last)
+        .values_list("user_id")
+        .annotate(**_figures())
+        .order_by()
+    }
+    ranked = []  # (spend, delivered, -user_id, failed): best first once sorted in reverse
+    for user_id, (delivered, failed, spend) in live.items():
+        before = closed.of(user_id)
+        ranked.append((spend + before[2], delivered + before[0], -user_id, failed + before[1]))
+    others = (row for row in closed.ranked() if row[0] not in live)
+    for user_id, delivered, failed, spend in others if limit is None else islice(others, limit):
+        ranked.append((spend, delivered, -user_id, failed))
+    ranked = sorted(ranked, reverse=True)[:limit]
+
     users = TelegramUser.objects.select_related("tier").only("telegram_id", "username", "first_name", "tier__name")
     if limit is None:
         users = users.filter(pk__in=created_on(first, last).values("user_id"))
     else:
-        users = users.filter(pk__in=[row["user_id"] for row in rows])
+        users = users.filter(pk__in=[-row[2] for row in ranked])
     users = {user.pk: user for user in users}
-    return [{**row, "user": users[row["user_id"]], "name": str(users[row["user_id"]])} for row in rows]
+    return [
+        {
+            "user": users[-negative_id],
+            "name": str(users[-negative_id]),
+            "delivered": delivered,
+            "failed": failed,
+            "spend": spend * SPEND_UNIT,
+        }
+        for spend, delivered, negative_id, failed in ranked
+        if -negative_id in users  # not a user deleted since their days were summed up
+    ]
 
 
 def by_model(first, last):

@@ -95,7 +95,7 @@ def _days_csv(first, last):
 def _tiers_csv(first, last):
     yield ["tier", "delivered", "failed", "spend_usd"]
     for row in costreports.by_tier(first, last):
-        yield [_text(row["user__tier__name"]), row["delivered"], row["failed"], _usd(row["spend"])]
+        yield [_text(row["tier"]), row["delivered"], row["failed"], _usd(row["spend"])]
 
 
 def _users_csv(first, last):

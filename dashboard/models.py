@@ -6,7 +6,7 @@ class DaySummary(models.Model):
 
     Filled once, the first time a report needs that day (summaries.py), and read instead of the
     day's rows ever after: a 90-day report reads a few hundred of these, not a million generations.
-    `tier` is the user's tier when the day was summed up.
+    `tier` is the tier the users were on when they asked.
     """
 
     day = models.DateField()

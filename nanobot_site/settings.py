@@ -124,6 +124,14 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     }
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
+# A cache server (e.g. redis://127.0.0.1:6379/1) is shared by the bot, workers and web processes:
+# keyword changes reach the bot at once, admin alerts are throttled once, report figures made once.
+# The default, each process's own memory, is right for one bot and one web process.
+_cache_url = envstr("CACHE_URL", "locmemcache://")
+if _cache_url.split(":", 1)[0] not in environ.Env.CACHE_SCHEMES:
+    raise ImproperlyConfigured("CACHE_URL must start with redis://, locmemcache:// or another supported scheme")
+CACHES = {"default": env.cache_url_config(_cache_url)}
+
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},

@@ -26,6 +26,7 @@ def manage(*args, **env):
         ({"SECRET_KEY": "x", "DEBUG": "maybe"}, "DEBUG must be true or false"),
         ({"SECRET_KEY": "x", "PROVIDER_MAX_RETRIES": "two"}, "PROVIDER_MAX_RETRIES has an invalid value"),
         ({"SECRET_KEY": "x", "DATABASE_URL": "nosuchdb://x"}, "DATABASE_URL must start with"),
+        ({"SECRET_KEY": "x", "CACHE_URL": "127.0.0.1:6379"}, "CACHE_URL must start with"),
         ({"SECRET_KEY": "x", "ADMIN_TELEGRAM_IDS": "12,bob"}, "ADMIN_TELEGRAM_IDS must be Telegram user ids"),
         ({"SECRET_KEY": "x", "IMAGE_PROVIDERS": "gemini,dalle"}, "IMAGE_PROVIDERS must list gemini and/or openai"),
         ({"SECRET_KEY": "x", "DELIVERY_MODE": "fax"}, "DELIVERY_MODE must be photo, document or both"),

@@ -7,6 +7,7 @@ import pytest
 from django.contrib.auth import get_user_model
 
 from accounts.quota import today as quota_today
+from botcore import generations
 from botcore.models import Generation
 from dashboard.summaries import start_of as day_start
 from tests.factories import TierFactory, UserFactory
@@ -20,6 +21,7 @@ TABLES = ["day", "tier", "user", "model"]
 def make(user, day, hour=12, status="delivered", cost="0.1340", **fields):
     return Generation.objects.create(
         user=user,
+        tier=user.tier.name,
         chat_id=user.telegram_id,
         prompt="a cat",
         status=status,
@@ -89,7 +91,7 @@ def test_days_are_counted_in_the_configured_time_zone(admin_client, settings):
 
 def test_spend_is_grouped_by_tier_user_and_model_with_resolution(admin_client, march):
     context = admin_client.get("/costs/", MARCH).context
-    tiers = {row["user__tier__name"]: row for row in context["tiers"]}
+    tiers = {row["tier"]: row for row in context["tiers"]}
     assert list(tiers) == ["Free", "Pro"]  # most spent first
     assert (tiers["Free"]["delivered"], tiers["Free"]["failed"]) == (3, 1)
     assert tiers["Free"]["spend"] == Decimal("0.3070") and tiers["Pro"]["spend"] == Decimal("0.2400")
@@ -101,6 +103,18 @@ def test_spend_is_grouped_by_tier_user_and_model_with_resolution(admin_client, m
     assert list(models) == [("m-lite", "1K"), ("m-pro", "2K"), ("m-pro", "4K")]
     assert (models["m-pro", "4K"]["delivered"], models["m-pro", "4K"]["cache_hits"]) == (2, 1)
     assert models["m-pro", "2K"]["per_image"] == Decimal("0.1340")
+
+
+def test_spend_stays_with_the_tier_a_user_was_on_when_they_asked(admin_client):
+    user = UserFactory(tier=TierFactory(name="Free"))
+    identity = generations.Identity(telegram_id=user.telegram_id)
+    (generation,) = generations.request(identity=identity, chat_id=user.telegram_id, prompt="a paper crane")
+    generations.finish(generation, Generation.Status.DELIVERED, cost_usd=Decimal("0.134"))
+    admin_client.post(f"/users/{user.pk}/tier/", {"tier": TierFactory(name="Pro").pk})
+    user.refresh_from_db()
+    assert user.tier.name == "Pro"
+    tiers = admin_client.get("/costs/").context["tiers"]
+    assert [(row["tier"], row["spend"]) for row in tiers] == [("Free", Decimal("0.134"))]
 
 
 def test_the_charts_are_inline_svg_with_one_point_and_one_bar_per_day(admin_client, march):

@@ -1,9 +1,11 @@
 """Closed days are summed up once; reports over long ranges read the sums, and stay right."""
 
+import asyncio
 from datetime import timedelta
 from decimal import Decimal
 
 import pytest
+from asgiref.sync import sync_to_async
 from django.core.management import call_command
 from django.utils import timezone
 
@@ -18,7 +20,7 @@ pytestmark = pytest.mark.django_db
 def made(user, days_ago, status="delivered", cost="0.134", **fields):
     when = timezone.now() - timedelta(days=days_ago)
     return Generation.objects.create(
-        user=user, chat_id=1, prompt="p", status=status, cost_usd=cost, created_at=when, **fields
+        user=user, tier=user.tier.name, chat_id=1, prompt="p", status=status, cost_usd=cost, created_at=when, **fields
     )
 
 
@@ -29,13 +31,19 @@ def test_closed_days_are_read_from_their_sums_once_summed():
     made(user, 3, cost="0.24", model="m", resolution="4K", total_latency_ms=40_000)
     today, first = timezone.localdate(), timezone.localdate() - timedelta(days=12)
 
-    before = costreports.by_day(first, today), costreports.by_tier(first, today), costreports.by_model(first, today)
+    def report():
+        return [
+            table(first, today)
+            for table in (costreports.by_day, costreports.by_tier, costreports.by_model, costreports.by_user)
+        ]
+
+    before = report()
     Generation.objects.filter(created_at__lt=timezone.now() - timedelta(days=2)).delete()
-    after = costreports.by_day(first, today), costreports.by_tier(first, today), costreports.by_model(first, today)
+    after = report()
 
     assert after == before
     [gold] = after[1]
-    assert (gold["user__tier__name"], gold["delivered"], gold["failed"], gold["spend"]) == (
+    assert (gold["tier"], gold["delivered"], gold["failed"], gold["spend"]) == (
         "gold",
         2,
         1,
@@ -44,7 +52,34 @@ def test_closed_days_are_read_from_their_sums_once_summed():
     assert [(row["resolution"], row["delivered"]) for row in after[2]] == [("2K", 1), ("4K", 1)]
 
 
-def test_yesterday_and_today_are_always_read_live():
+def test_top_users_add_the_open_days_to_their_summed_up_ones():
+    ann, ben, cat = UserFactory(username="ann"), UserFactory(username="ben"), UserFactory(username="cat")
+    for _ in range(3):
+        made(ann, 6)
+    for days_ago in (6, 6, 0, 1):
+        made(ben, days_ago)
+    made(cat, 0, cost="0.01")
+    first, today = timezone.localdate() - timedelta(days=8), timezone.localdate()
+
+    def top():
+        return [(row["name"], row["delivered"], row["spend"]) for row in costreports.by_user(first, today)]
+
+    assert top() == [("@ben", 4, Decimal("0.536")), ("@ann", 3, Decimal("0.402")), ("@cat", 1, Decimal("0.01"))]
+    made(ann, 0)
+    made(ann, 0, cost="0.24")
+    assert top()[:2] == [("@ann", 5, Decimal("0.776")), ("@ben", 4, Decimal("0.536"))]
+
+
+def test_yesterday_is_summed_up_once_the_stale_sweep_is_well_past_midnight(settings):
+    made(UserFactory(), 1)
+    first = timezone.localdate() - timedelta(days=5)
+    settings.STALE_GENERATION_SECONDS = 0
+    assert sum(row["delivered"] for row in costreports.by_day(first, timezone.localdate())) == 1
+    assert DaySummary.objects.filter(day=timezone.localdate() - timedelta(days=1)).exists()
+
+
+def test_yesterday_is_read_live_while_its_jobs_may_still_finish(settings):
+    settings.STALE_GENERATION_SECONDS = 2 * 24 * 3600  # midnight is always less than twice that ago
     user = UserFactory()
     made(user, 1)
     first = timezone.localdate() - timedelta(days=5)
@@ -70,8 +105,8 @@ def test_a_period_adds_summed_days_and_live_ones_with_latency_percentiles():
 def test_a_day_summed_up_twice_at_once_is_kept_once():
     made(UserFactory(), 5)
     day = timezone.localdate() - timedelta(days=5)
-    summaries.summarize(day)
-    summaries.summarize(day)
+    summaries.summarize([day])
+    summaries.summarize([day])
     assert DaySummary.objects.filter(day=day).count() == 1
 
 
@@ -79,4 +114,24 @@ def test_the_summarize_days_command_sums_up_closed_days_ahead_of_any_report(caps
     made(UserFactory(), 4)
     made(UserFactory(), 9)
     call_command("summarize_days", "--days", "30")
-    assert DaySummary.objects.count() == 2 and "2 days with generations" in capsys.readouterr().out
+    assert DaySummary.objects.count() == 2
+    closed_days = (summaries.first_open_day() - (timezone.localdate() - timedelta(days=30))).days
+    assert f"{closed_days} days are summed up" in capsys.readouterr().out
+
+
+@pytest.fixture
+def last_weeks_generation(default_tiers):
+    return made(UserFactory(), 7)
+
+
+async def test_the_running_bot_sums_up_closed_days_on_its_own(last_weeks_generation, bot):
+    day = timezone.localdate() - timedelta(days=7)
+
+    def summed():
+        return list(DaySummary.objects.filter(day=day).values_list("images", flat=True))
+
+    deadline = asyncio.get_running_loop().time() + 10
+    while not await sync_to_async(summed)():
+        assert asyncio.get_running_loop().time() < deadline, "the bot never summed up last week"
+        await asyncio.sleep(0.05)
+    assert await sync_to_async(summed)() == [1]
