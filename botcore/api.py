@@ -1,9 +1,7 @@
-"""The JSON API's read-only view of generations and what they cost."""
+"""The JSON API's read-only view of generations."""
 
-from datetime import date, datetime, time, timedelta
+from datetime import datetime
 
-from django.db.models import Count, Q, Sum
-from django.db.models.functions import TruncDate
 from django.utils import timezone
 from ninja import Field, Query, Router, Schema
 from ninja.pagination import paginate
@@ -72,41 +70,3 @@ def list_generations(request, filters: Query[GenerationFilter]):
     if filters.until:
         found = found.filter(created_at__lt=_aware(filters.until))
     return found
-
-
-class CostRow(Schema):
-    day: date
-    model: str
-    resolution: str
-    images: int = Field(description="Images delivered.")
-    spend: float = Field(description="USD.")
-
-
-class CostsOut(Schema):
-    since: date
-    images: int
-    spend: float
-    rows: list[CostRow] = Field(description="One per day, model and resolution that had any generation.")
-
-
-@router.get("/costs", response=CostsOut, summary="Spend and images per day")
-def costs(request, days: int = Query(30, ge=1, le=366)):
-    """The last `days` quota days (today included, in TIME_ZONE), by day, model and resolution."""
-    first = timezone.localdate() - timedelta(days=days - 1)
-    since = timezone.make_aware(datetime.combine(first, time.min))
-    rows = list(
-        Generation.objects.filter(created_at__gte=since)
-        .annotate(day=TruncDate("created_at"))
-        .values("day", "model", "resolution")
-        .annotate(
-            images=Count("pk", filter=Q(status=Generation.Status.DELIVERED)),
-            spend=Sum("cost_usd", default=0),
-        )
-        .order_by("day", "model", "resolution")
-    )
-    return {
-        "since": first,
-        "images": sum(row["images"] for row in rows),
-        "spend": sum(row["spend"] for row in rows),
-        "rows": rows,
-    }

@@ -19,6 +19,7 @@ from accounts.models import ApiToken
 from accounts.staff import StaffError
 from botcore.api import router as botcore_router
 from dashboard.access import staff_required
+from dashboard.api import router as dashboard_router
 
 
 def hash_key(key):
@@ -84,3 +85,4 @@ def staff_refusal(request, refusal):
 api.add_router("/", accounts_router)
 api.add_router("/", keywords)
 api.add_router("/", botcore_router)
+api.add_router("/", dashboard_router)

@@ -178,19 +178,40 @@ def test_generations_are_listed_newest_first_with_filters(api):
     assert api.get("/api/generations?status=lost").status_code == 422
 
 
-def test_costs_per_day_by_model_and_resolution(api):
-    user = UserFactory()
+def test_the_cost_report_is_the_dashboards_as_data(api, admin_client):
+    user = UserFactory(username="ada", tier=TierFactory(name="Pro"))
     for resolution in ["2K", "2K", "4K"]:
         Generation.objects.create(
-            user=user, chat_id=1, prompt="p", status="delivered", model="m", resolution=resolution, cost_usd="0.134"
+            user=user,
+            tier="Pro",
+            chat_id=1,
+            prompt="p",
+            status="delivered",
+            model="m",
+            resolution=resolution,
+            cost_usd="0.134",
         )
     Generation.objects.create(
         user=user, chat_id=1, prompt="p", status="failed", model="m", created_at=timezone.now() - timedelta(days=40)
     )
-    costs = api.get("/api/costs?days=30").json()
-    assert costs["images"] == 3 and costs["spend"] == pytest.approx(0.402)
-    assert [(row["resolution"], row["images"]) for row in costs["rows"]] == [("2K", 2), ("4K", 1)]
-    assert api.get("/api/costs?days=0").status_code == 422
+    costs = api.get("/api/costs").json()
+    assert (costs["delivered"], costs["failed"]) == (3, 0) and costs["spend"] == pytest.approx(0.402)
+    assert len(costs["days"]) == 30 and costs["days"][-1]["delivered"] == 3
+    assert [(row["resolution"], row["delivered"]) for row in costs["models"]] == [("2K", 2), ("4K", 1)]
+    assert [(row["tier"], row["delivered"]) for row in costs["tiers"]] == [("Pro", 3)]
+    assert [(row["username"], row["tier"], row["delivered"]) for row in costs["users"]] == [("ada", "Pro", 3)]
+    assert api.get("/api/costs?range=90").json()["failed"] == 1
+
+    page = admin_client.get("/costs/", {"range": "90"}).context
+    assert costs["first"] != str(page["first"]) and api.get("/api/costs?range=90").json()["first"] == str(page["first"])
+
+
+def test_a_cost_report_range_that_cannot_be_used_is_a_422_naming_the_field(api):
+    assert api.get("/api/costs?range=7").status_code == 422
+    backwards = api.get("/api/costs?range=custom&from=2025-03-05&to=2025-03-01")
+    assert backwards.status_code == 422 and "must not be after" in backwards.json()["detail"][0]["msg"]
+    too_long = api.get("/api/costs?from=2024-01-01&to=2025-12-31").json()["detail"][0]
+    assert too_long["loc"] == ["query", "from"] and "366" in too_long["msg"]
 
 
 def test_docs_and_schema_are_for_staff(client, operator):

@@ -1,0 +1,92 @@
+"""The JSON API's cost report: the dashboard's (costreports.py), for the same range parameters."""
+
+from datetime import date
+from typing import Literal
+
+from ninja import Field, Query, Router, Schema
+from ninja.errors import ValidationError
+
+from . import costreports
+from .costs import period
+
+router = Router(tags=["costs"])
+
+
+class Figures(Schema):
+    delivered: int = Field(description="Images delivered.")
+    failed: int
+    spend: float = Field(description="USD.")
+
+
+class CostDay(Figures):
+    day: date
+
+
+class CostTier(Figures):
+    tier: str = Field(description="The tier the users were on when they asked.")
+
+
+class CostModel(Figures):
+    model: str
+    resolution: str
+    cache_hits: int = Field(description="Images answered from the result cache, free.")
+    per_image: float | None = Field(description="USD per image delivered.")
+
+
+class CostUser(Figures):
+    telegram_id: int
+    username: str
+    tier: str = Field(description="Their tier now.")
+
+    @staticmethod
+    def resolve_telegram_id(row):
+        return row["user"].telegram_id
+
+    @staticmethod
+    def resolve_username(row):
+        return row["user"].username
+
+    @staticmethod
+    def resolve_tier(row):
+        return row["user"].tier.name
+
+
+class CostsOut(Figures):
+    first: date
+    last: date
+    days: list[CostDay] = Field(description="Every day of the range, days without generations included.")
+    tiers: list[CostTier]
+    models: list[CostModel] = Field(description="By model and resolution.")
+    users: list[CostUser] = Field(description="The 50 users who spent most.")
+
+
+class PeriodIn(Schema):
+    range: Literal["30", "90", "custom"] | None = Field(
+        None, description="The last 30 or 90 days, today included (the default: 30), or `from` to `to`."
+    )
+    first: date | None = Field(None, alias="from", description="First day of a custom range (TIME_ZONE).")
+    last: date | None = Field(None, alias="to", description="Last day, included; at most 366 days after `from`.")
+
+
+@router.get("/costs", response=CostsOut, summary="Cost report")
+def costs(request, params: Query[PeriodIn]):
+    """Spend and images by day, tier, model and resolution, and the top users: the dashboard's cost report."""
+    first, last, form = period(params.dict(by_alias=True, exclude_none=True))
+    if form.errors:
+        raise ValidationError(
+            [
+                {"type": "value_error", "loc": ["query", field if field != "__all__" else "from"], "msg": str(error)}
+                for field, errors in form.errors.items()
+                for error in errors
+            ]
+        )
+    days = costreports.by_day(first, last)
+    return {
+        **costreports.totals(days),
+        "first": first,
+        "last": last,
+        "days": days,
+        "tiers": costreports.by_tier(first, last),
+        "models": costreports.by_model(first, last),
+        "users": costreports.by_user(first, last),
+    }
