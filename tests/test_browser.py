@@ -2,16 +2,19 @@
 
 import os
 import shutil
+import threading
 from datetime import timedelta
 from pathlib import Path
 
 import pytest
 from django.contrib.auth import get_user_model
 from django.utils import timezone
+from playwright.sync_api import expect
 
+from accounts.models import TelegramUser, Tier
 from botcore import generations
 from botcore.models import Generation
-from tests.factories import UserFactory
+from tests.factories import TierFactory, UserFactory
 
 ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
 PASSWORD = "correct horse battery staple"
@@ -108,3 +111,59 @@ def test_staff_open_the_cost_report_and_see_its_charts(signed_in):
     assert box["width"] > 300 and box["height"] > 100  # drawn, at a readable size
     assert page.locator("svg rect").count() >= 30  # a bar per day of the 30-day range
     assert "$0.64" in page.content()
+
+
+def test_staff_send_a_broadcast_to_one_tier_and_watch_it_finish(signed_in, bot_settings, tg, monkeypatch):
+    gold = TierFactory(name="gold")
+    alice, bob, carol = [UserFactory(telegram_id=i, tier=gold) for i in (101, 102, 103)]
+    UserFactory(telegram_id=104)  # on another tier: not a recipient
+    tg.fail_next("sendMessage", 403, "Forbidden: bot was blocked by the user")  # the first recipient: alice
+    # Hold the sends after alice's until the page has been seen mid-way, so it must refresh by itself.
+    release, send_message = threading.Event(), tg._m_sendMessage
+
+    def held_until_released(params, files):
+        release.wait(10)
+        return send_message(params, files)
+
+    monkeypatch.setattr(tg, "_m_sendMessage", held_until_released)
+    text = "<b>Hi</b> & welcome"
+    page = signed_in
+    page.get_by_role("link", name="Broadcast", exact=True).click()
+    page.get_by_label("Message").fill(text)
+    page.get_by_label("To").select_option(label="gold")
+    page.get_by_role("button", name="Send").click()
+
+    expect(page.get_by_text("Sending started.")).to_be_visible()
+    expect(page.locator("#status")).to_have_text("Sending", timeout=10_000)  # "Queued" until the thread takes it
+    expect(page.locator("pre")).to_have_text(text)  # shown as written, not as markup
+    expect(page.locator("pre b")).to_have_count(0)
+    release.set()
+    expect(page.locator("#status")).to_have_text("Done", timeout=10_000)  # by the page's own refresh, every 2 s
+    expect(page.locator("#sent")).to_have_text("2 / 3")
+    expect(page.locator(".card", has_text="had blocked the bot").locator("b")).to_have_text("1")
+
+    received = {
+        call.params["chat_id"]: call.params["text"] for call in tg.calls_of("sendMessage") if call.status == 200
+    }
+    assert received == {bob.telegram_id: text, carol.telegram_id: text}
+    assert not TelegramUser.objects.get(pk=alice.pk).is_active
+
+
+def test_staff_delete_a_tier_and_move_its_users(signed_in, default_tiers):
+    free = Tier.objects.get(name="free")
+    users = UserFactory.create_batch(2, tier=Tier.objects.get(name="premium"))
+    page = signed_in
+    page.get_by_role("link", name="Tiers").click()
+    premium_row = page.locator("tr", has=page.get_by_role("link", name="premium", exact=True))
+    premium_row.get_by_role("link", name="Delete").click()
+    expect(page.locator("h1")).to_have_text("Delete tier “premium”?")
+    expect(page.get_by_text("2 users are on this tier.")).to_be_visible()
+    page.get_by_label("Move its users to").select_option(label="free")
+    page.get_by_role("button", name="Delete").click()
+
+    expect(page.get_by_text("Tier “premium” deleted.")).to_be_visible()
+    expect(page.get_by_role("link", name="premium", exact=True)).to_have_count(0)
+    free_row = page.locator("tr", has=page.get_by_role("link", name="free", exact=True))
+    expect(free_row.locator("td").nth(6)).to_have_text("2")  # the Users column
+    assert not Tier.objects.filter(name="premium").exists()
+    assert set(TelegramUser.objects.filter(tier=free).values_list("pk", flat=True)) == {user.pk for user in users}
