@@ -6,7 +6,7 @@ from typing import Literal
 from ninja import Field, Query, Router, Schema
 from ninja.errors import ValidationError
 
-from . import costreports
+from . import costreports, summaries
 from .costs import period
 
 router = Router(tags=["costs"])
@@ -80,13 +80,14 @@ def costs(request, params: Query[PeriodIn]):
                 for error in errors
             ]
         )
-    days = costreports.by_day(first, last)
+    rows = summaries.rows(first, last)
+    days = costreports.by_day(rows, first, last)
     return {
         **costreports.totals(days),
         "first": first,
         "last": last,
         "days": days,
-        "tiers": costreports.by_tier(first, last),
-        "models": costreports.by_model(first, last),
+        "tiers": costreports.by_tier(rows),
+        "models": costreports.by_model(rows),
         "users": costreports.by_user(first, last),
     }

@@ -1,8 +1,8 @@
 """Spend and images over a range of days in TIME_ZONE: by day, tier, user, model and resolution.
 
-Closed days come from their summaries (summaries.py), the open days from one GROUP BY over their
-generations; the top users from per-user totals of the closed days (kept in the cache) plus the
-open days' generations, and one more query to name them.
+The tables by day, tier and model fold the range's DaySummary rows (summaries.rows: kept for the
+closed days, summed up on the fly for the open ones); the top users add the open days' generations
+to per-user totals of the closed days (kept in the cache), and one more query names them.
 Days without generations are filled in here, and the charts' coordinates computed, so templates only loop.
 """
 
@@ -11,8 +11,6 @@ from decimal import Decimal
 from itertools import islice
 
 from django.db.models import Count, DecimalField, Q, Sum
-from django.db.models.functions import TruncDate
-from django.utils import timezone
 
 from accounts.models import TelegramUser
 from botcore.models import Generation
@@ -32,35 +30,22 @@ def _figures():
     }
 
 
-def by_day(first, last):
+def by_day(rows, first, last):
     """One row per day from `first` to `last`, days without generations included."""
-    summed, open_from = summaries.closed(first, last)
-    found = _sum_summaries(summed, lambda row: row.day)
-    live = (
-        created_on(open_from, last)
-        .annotate(day=TruncDate("created_at", tzinfo=timezone.get_default_timezone()))
-        .values("day")
-        .annotate(**_figures())
-        .order_by()  # no ORDER BY in SQL: PostgreSQL can then hash the groups instead of sorting every row
-    )
-    found.update({row["day"]: row for row in live})
+    found = _fold(rows, lambda row: row.day)
     empty = {"delivered": 0, "failed": 0, "spend": ZERO}
     days = [first + timedelta(n) for n in range((last - first).days + 1)]
-    return [{**found.get(day, empty), "day": day} for day in days]
+    return [{"day": day, **{key: found.get(day, empty)[key] for key in empty}} for day in days]
 
 
 def totals(days):
     return {key: sum(row[key] for row in days) for key in ("delivered", "failed", "spend")}
 
 
-def by_tier(first, last):
+def by_tier(rows):
     """Tiers by spend, each generation counted in the tier its user was on when they asked."""
-    summed, open_from = summaries.closed(first, last)
-    found = _sum_summaries(summed, lambda row: row.tier)
-    for row in created_on(open_from, last).values("tier").annotate(**_figures()).order_by():
-        _add(found.setdefault(row["tier"], _empty()), row)
-    rows = [{**figures, "tier": tier} for tier, figures in found.items()]
-    return sorted(rows, key=lambda row: (-row["spend"], row["tier"]))
+    found = [{**figures, "tier": tier} for tier, figures in _fold(rows, lambda row: row.tier).items()]
+    return sorted(found, key=lambda row: (-row["spend"], row["tier"]))
 
 
 def by_user(first, last, limit=50):
@@ -104,31 +89,18 @@ def by_user(first, last, limit=50):
     ]
 
 
-def by_model(first, last):
+def by_model(rows):
     """Model and resolution pairs, with cache hits and the average cost of a delivered image."""
-    summed, open_from = summaries.closed(first, last)
-    found = _sum_summaries(summed, lambda row: (row.model, row.resolution))
-    live = created_on(open_from, last).values("model", "resolution")
-    for row in live.annotate(cache_hits=Count("pk", filter=Q(cache_hit=True)), **_figures()).order_by():
-        _add(found.setdefault((row["model"], row["resolution"]), _empty()), row)
-    rows = [{**figures, "model": model, "resolution": size} for (model, size), figures in sorted(found.items())]
-    return [{**row, "per_image": row["spend"] / row["delivered"] if row["delivered"] else None} for row in rows]
+    found = _fold(rows, lambda row: (row.model, row.resolution))
+    found = [{**figures, "model": model, "resolution": size} for (model, size), figures in sorted(found.items())]
+    return [{**row, "per_image": row["spend"] / row["delivered"] if row["delivered"] else None} for row in found]
 
 
-def _empty():
-    return {"delivered": 0, "failed": 0, "spend": ZERO, "cache_hits": 0}
-
-
-def _add(figures, row):
-    for key in figures:
-        figures[key] += row.get(key, 0)
-
-
-def _sum_summaries(summed, key):
+def _fold(rows, key):
     """The figures of DaySummary rows, summed per key(row)."""
     found = {}
-    for row in summed:
-        figures = found.setdefault(key(row), _empty())
+    for row in rows:
+        figures = found.setdefault(key(row), {"delivered": 0, "failed": 0, "spend": ZERO, "cache_hits": 0})
         figures["delivered"] += row.images if row.status == Status.DELIVERED else 0
         figures["failed"] += row.images if row.status == Status.FAILED else 0
         figures["cache_hits"] += row.images if row.cache_hit else 0

@@ -12,7 +12,7 @@ from django.utils.translation import gettext_lazy as _
 
 from accounts.quota import today as quota_today
 
-from . import costreports
+from . import costreports, summaries
 from .access import staff_required
 from .generations import DateRangeForm
 
@@ -54,7 +54,8 @@ def report(request):
     if not form.errors:  # show the range in effect, preset or not, in the custom range's fields
         form = PeriodForm(initial={"from": first, "to": last})
     today = quota_today()
-    days = costreports.by_day(first, last)
+    rows = summaries.rows(first, last)
+    days = costreports.by_day(rows, first, last)
     context = {
         "form": form,
         "preset": next((key for key, n in PRESETS.items() if last == today and (last - first).days + 1 == n), None),
@@ -64,9 +65,9 @@ def report(request):
         "totals": costreports.totals(days),
         "spend_chart": costreports.line_chart(days, "spend"),
         "images_chart": costreports.bar_chart(days, "delivered"),
-        "tiers": costreports.by_tier(first, last),
+        "tiers": costreports.by_tier(rows),
         "users": costreports.by_user(first, last),
-        "models": costreports.by_model(first, last),
+        "models": costreports.by_model(rows),
         "range_query": urlencode({"from": first.isoformat(), "to": last.isoformat()}),
         "export_query": urlencode({"range": "custom", "from": first.isoformat(), "to": last.isoformat()}),
     }
@@ -88,13 +89,13 @@ def _usd(value):
 
 def _days_csv(first, last):
     yield ["date", "delivered", "failed", "spend_usd"]
-    for row in costreports.by_day(first, last):
+    for row in costreports.by_day(summaries.rows(first, last), first, last):
         yield [row["day"].isoformat(), row["delivered"], row["failed"], _usd(row["spend"])]
 
 
 def _tiers_csv(first, last):
     yield ["tier", "delivered", "failed", "spend_usd"]
-    for row in costreports.by_tier(first, last):
+    for row in costreports.by_tier(summaries.rows(first, last)):
         yield [_text(row["tier"]), row["delivered"], row["failed"], _usd(row["spend"])]
 
 
@@ -115,7 +116,7 @@ def _users_csv(first, last):
 
 def _models_csv(first, last):
     yield ["model", "resolution", "delivered", "cache_hits", "failed", "spend_usd", "usd_per_image"]
-    for row in costreports.by_model(first, last):
+    for row in costreports.by_model(summaries.rows(first, last)):
         yield [
             _text(row["model"]),
             row["resolution"],

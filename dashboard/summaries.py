@@ -134,16 +134,22 @@ def sum_up_closed_days(days=REPORT_DAYS):
     closed(today - timedelta(days=days), today)
 
 
-def summarize(days):
-    """Sum up `days` (closed ones) in one pass over the generations from the first to the last."""
-    rows = (
-        created_on(min(days), max(days))
-        .annotate(day=TruncDate("created_at", tzinfo=timezone.get_default_timezone()))
+def rows(first, last):
+    """DaySummary rows for the days from `first` to `last`: the closed days' as kept (summing up any
+    not yet done), the open days' summed up now and not kept."""
+    summed, open_from = closed(first, last)
+    return [*summed, *_summed_up(created_on(open_from, last))] if open_from <= last else list(summed)
+
+
+def _summed_up(generations):
+    """Unsaved DaySummary rows of `generations`."""
+    grouped = (
+        generations.annotate(day=TruncDate("created_at", tzinfo=timezone.get_default_timezone()))
         .values("day", "tier", "model", "resolution", "status", "error_code", "cache_hit")
         .annotate(images=Count("pk"), spend=Sum("cost_usd"), **latency_buckets())
-        .order_by()
+        .order_by()  # no ORDER BY in SQL: PostgreSQL can then hash the groups instead of sorting every row
     )
-    summaries = [
+    return [
         DaySummary(
             day=row["day"],
             tier=row["tier"],
@@ -156,9 +162,13 @@ def summarize(days):
             spend=row["spend"] or 0,
             latency_buckets=[row[f"under_{edge}"] for edge in LATENCY_BUCKETS_MS],
         )
-        for row in rows
-        if row["day"] in days
+        for row in grouped
     ]
+
+
+def summarize(days):
+    """Sum up `days` (closed ones) in one pass over the generations from the first to the last."""
+    summaries = [row for row in _summed_up(created_on(min(days), max(days))) if row.day in days]
     try:
         with transaction.atomic():
             SummarizedDay.objects.bulk_create([SummarizedDay(day=day) for day in days])

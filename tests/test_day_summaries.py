@@ -24,6 +24,11 @@ def made(user, days_ago, status="delivered", cost="0.134", **fields):
     )
 
 
+def delivered_since(first):
+    today = timezone.localdate()
+    return sum(row["delivered"] for row in costreports.by_day(summaries.rows(first, today), first, today))
+
+
 def test_closed_days_are_read_from_their_sums_once_summed():
     user = UserFactory(tier=TierFactory(name="gold"))
     made(user, 10, model="m", resolution="2K", total_latency_ms=4_000)
@@ -32,9 +37,12 @@ def test_closed_days_are_read_from_their_sums_once_summed():
     today, first = timezone.localdate(), timezone.localdate() - timedelta(days=12)
 
     def report():
+        rows = summaries.rows(first, today)
         return [
-            table(first, today)
-            for table in (costreports.by_day, costreports.by_tier, costreports.by_model, costreports.by_user)
+            costreports.by_day(rows, first, today),
+            costreports.by_tier(rows),
+            costreports.by_model(rows),
+            costreports.by_user(first, today),
         ]
 
     before = report()
@@ -74,7 +82,7 @@ def test_yesterday_is_summed_up_once_the_stale_sweep_is_well_past_midnight(setti
     made(UserFactory(), 1)
     first = timezone.localdate() - timedelta(days=5)
     settings.STALE_GENERATION_SECONDS = 0
-    assert sum(row["delivered"] for row in costreports.by_day(first, timezone.localdate())) == 1
+    assert delivered_since(first) == 1
     assert DaySummary.objects.filter(day=timezone.localdate() - timedelta(days=1)).exists()
 
 
@@ -83,10 +91,10 @@ def test_yesterday_is_read_live_while_its_jobs_may_still_finish(settings):
     user = UserFactory()
     made(user, 1)
     first = timezone.localdate() - timedelta(days=5)
-    assert sum(row["delivered"] for row in costreports.by_day(first, timezone.localdate())) == 1
+    assert delivered_since(first) == 1
     made(user, 1)
     made(user, 0)
-    assert sum(row["delivered"] for row in costreports.by_day(first, timezone.localdate())) == 3
+    assert delivered_since(first) == 3
     assert not DaySummary.objects.filter(day__gte=summaries.first_open_day()).exists()
 
 
