@@ -5,9 +5,10 @@ from datetime import datetime
 from typing import Annotated
 
 from django.db import IntegrityError
-from django.db.models import Exists, OuterRef, Q
+from django.db.models import Exists, OuterRef
 from django.shortcuts import get_object_or_404
 from django.utils import timezone
+from django.utils.translation import gettext as _
 from ninja import Field, Query, Router, Schema, Status
 from ninja.errors import ValidationError
 from ninja.pagination import LimitOffsetPagination, paginate
@@ -17,6 +18,7 @@ from dashboard import reports
 
 from . import moderation, quota, staff
 from .models import Ban, BannedKeyword, TelegramUser, Tier
+from .users import search
 
 router = Router(tags=["users"])
 keywords = Router(tags=["keywords"])
@@ -115,7 +117,7 @@ class UserDetail(UserOut):
 
 
 class UserFilter(Schema):
-    q: str = Field("", description="Part of the username or first name, or an exact Telegram id.")
+    q: str = Field("", description="An exact Telegram id (all digits), or part of the username or first name.")
     tier: str = Field("", description="Tier name.")
     banned: bool | None = None
 
@@ -134,9 +136,7 @@ def get_user(telegram_id):
 def list_users(request, filters: Query[UserFilter]):
     """Newest first. Filter by `q`, `tier` and `banned`; paginate with `limit` (at most 200) and `offset`."""
     found = users().order_by("-created_at", "-pk")
-    if q := filters.q.strip():
-        match = Q(username__icontains=q.lstrip("@")) | Q(first_name__icontains=q)
-        found = found.filter(match | Q(telegram_id=int(q)) if q.isdigit() else match)
+    found = search(found, filters.q)
     if filters.tier:
         found = found.filter(tier__name=filters.tier)
     if filters.banned is not None:
@@ -149,7 +149,7 @@ def user_detail(request, telegram_id: int):
     return get_user(telegram_id)
 
 
-Reason = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=1000)]
+Reason = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=staff.MAX_REASON_CHARS)]
 Phrase = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
 
 
@@ -168,45 +168,37 @@ class GrantIn(Schema):
 
 @router.post("/users/{telegram_id}/tier", response={200: UserDetail, **REFUSAL}, summary="Move to a tier")
 def change_tier(request, telegram_id: int, payload: TierIn):
-    """422 when no tier has that name."""
+    """422 when no tier has that name, or the user is on it already."""
     user = get_user(telegram_id)
     tier = Tier.objects.filter(name=payload.tier).first()
     if tier is None:
-        raise invalid("tier", f"No tier is named {payload.tier!r}.")
+        raise invalid("tier", _("No tier is named “%(name)s”.") % {"name": payload.tier})
     staff.change_tier(actor=request.auth, user=user, tier=tier)
     return get_user(telegram_id)
 
 
 @router.post("/users/{telegram_id}/ban", response={200: UserDetail, **REFUSAL}, summary="Ban")
 def ban(request, telegram_id: int, payload: BanIn):
-    """A time without a zone is read in TIME_ZONE. 422 when `expires_at` is not in the future."""
+    """A time without a zone is read in TIME_ZONE. 422 when `expires_at` is not in the future, or
+    more than 100 years away."""
     user = get_user(telegram_id)
     expires_at = payload.expires_at
     if expires_at is not None and timezone.is_naive(expires_at):
         expires_at = timezone.make_aware(expires_at)
-    try:
-        staff.ban_user(actor=request.auth, user=user, reason=payload.reason, expires_at=expires_at)
-    except staff.StaffError as refusal:
-        raise invalid("expires_at", str(refusal)) from refusal
+    staff.ban_user(actor=request.auth, user=user, reason=payload.reason, expires_at=expires_at)
     return get_user(telegram_id)
 
 
-@router.post("/users/{telegram_id}/unban", response=UserDetail, summary="Lift bans")
+@router.post("/users/{telegram_id}/unban", response={200: UserDetail, **REFUSAL}, summary="Lift bans")
 def unban(request, telegram_id: int):
-    """Lifts every active ban of the user (each one audited); a user who isn't banned is left as is."""
-    user = get_user(telegram_id)
-    for active in Ban.objects.active().filter(user=user).select_related("user"):
-        staff.lift_ban(actor=request.auth, ban=active)
+    """Lifts every ban in force on the user (each one audited); 422 when there is none."""
+    staff.unban_user(actor=request.auth, user=get_user(telegram_id))
     return get_user(telegram_id)
 
 
 @router.post("/users/{telegram_id}/grant", response={200: UserDetail, **REFUSAL}, summary="Grant extra images")
 def grant(request, telegram_id: int, payload: GrantIn):
-    user = get_user(telegram_id)
-    try:
-        staff.grant_images(actor=request.auth, user=user, count=payload.count)
-    except staff.StaffError as refusal:
-        raise invalid("count", str(refusal)) from refusal
+    staff.grant_images(actor=request.auth, user=get_user(telegram_id), count=payload.count)
     return get_user(telegram_id)
 
 
@@ -243,12 +235,10 @@ class MatchOut(Schema):
 
 
 def save_keyword(request, keyword=None, **fields):
-    if "phrase" in fields and not moderation.normalize(fields["phrase"]):
-        raise invalid("phrase", "The phrase needs at least one letter or digit.")
     try:
         return staff.save_keyword(actor=request.auth, keyword=keyword, **fields)
-    except IntegrityError as clash:
-        raise invalid("phrase", "A keyword with this phrase already exists.") from clash
+    except IntegrityError as clash:  # the same phrase, saved by someone else a moment ago
+        raise invalid("phrase", _("A keyword with this phrase already exists.")) from clash
 
 
 @keywords.get("/keywords", response=list[KeywordOut], summary="List banned keywords")

@@ -156,6 +156,9 @@ class Broadcast(models.Model):
 
     text = models.TextField()
     tier = models.ForeignKey(Tier, null=True, blank=True, on_delete=models.SET_NULL, help_text="Empty: everyone.")
+    # Who it went to, as staff would say it: the tier's name when it was sent ("" for everyone), which
+    # stays right when the tier is renamed or deleted later.
+    audience = models.CharField(max_length=50, blank=True)
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.QUEUED)
     total = models.PositiveIntegerField(default=0)

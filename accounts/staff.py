@@ -1,20 +1,32 @@
 """What staff change, from the dashboard or the JSON API: each action checks, changes and writes
 one audit entry in one transaction, so both ways in behave the same and nothing goes unrecorded."""
 
+import hashlib
+import json
+from datetime import timedelta
+
 from django.core.cache import cache
 from django.db import transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from . import moderation, quota
-from .models import AuditEntry, Ban, BannedKeyword, TelegramUser, Tier
+from .models import AuditEntry, Ban, BannedKeyword, Broadcast, TelegramUser, Tier
 
+MAX_REASON_CHARS = 500
+# A ban "until" further off than this is a typo, or means "until lifted" (an empty expiry).
+LONGEST_BAN = timedelta(days=100 * 365)
 TIER_FIELDS = ["name", "daily_limit", "max_resolution", "cooldown_seconds", "max_concurrent_jobs", "is_default"]
 KEYWORD_FIELDS = ["phrase", "is_active", "note"]
 
 
 class StaffError(Exception):
-    """An action that can't be done as asked; the message says why, for the staff member."""
+    """An action that can't be done as asked; the message says why, for the staff member, and
+    `field` names the input at fault, when one is."""
+
+    def __init__(self, message, field=None):
+        super().__init__(message)
+        self.field = field
 
 
 def record(actor, action, target, before=None, after=None):
@@ -30,6 +42,8 @@ def record(actor, action, target, before=None, after=None):
 
 @transaction.atomic
 def change_tier(*, actor, user, tier):
+    if tier.pk == user.tier_id:
+        raise StaffError(_("%(user)s is already on %(tier)s.") % {"user": user, "tier": tier}, "tier")
     before = user.tier.name
     user.tier = tier
     user.save(update_fields=["tier"])
@@ -40,7 +54,7 @@ def change_tier(*, actor, user, tier):
 @transaction.atomic
 def grant_images(*, actor, user, count):
     if count < 1:
-        raise StaffError(_("Grant at least one image."))
+        raise StaffError(_("Grant at least one image."), "count")
     before = quota.remaining(user)
     quota.grant(user, count)
     record(actor, "user.grant", user, {"remaining": before}, {"remaining": quota.remaining(user), "granted": count})
@@ -48,8 +62,19 @@ def grant_images(*, actor, user, count):
 
 @transaction.atomic
 def ban_user(*, actor, user, reason, expires_at=None):
+    reason = reason.strip()
+    if not reason:
+        raise StaffError(_("Give the reason for the ban."), "reason")
+    if len(reason) > MAX_REASON_CHARS:
+        raise StaffError(
+            _("A reason can be at most %(count)d characters long.") % {"count": MAX_REASON_CHARS}, "reason"
+        )
     if expires_at is not None and expires_at <= timezone.now():
-        raise StaffError(_("A ban's expiry must be in the future."))
+        raise StaffError(_("A ban's expiry must be in the future."), "expires_at")
+    if expires_at is not None and expires_at > timezone.now() + LONGEST_BAN:
+        raise StaffError(
+            _("A ban can last at most 100 years: leave the expiry empty to ban until lifted."), "expires_at"
+        )
     ban = Ban.objects.create(user=user, reason=reason, expires_at=expires_at, created_by=actor)
     after = {"reason": reason, "expires_at": expires_at.isoformat() if expires_at else None}
     record(actor, "user.ban", user, {}, after)
@@ -58,17 +83,45 @@ def ban_user(*, actor, user, reason, expires_at=None):
 
 @transaction.atomic
 def lift_ban(*, actor, ban):
-    if ban.lifted_at is not None:
-        return ban
-    ban.lifted_at, ban.lifted_by = timezone.now(), actor
-    ban.save(update_fields=["lifted_at", "lifted_by"])
+    """Lift one ban; False when it was already lifted (by someone else a moment ago, say)."""
+    now = timezone.now()
+    if not Ban.objects.filter(pk=ban.pk, lifted_at__isnull=True).update(lifted_at=now, lifted_by=actor):
+        return False
+    ban.lifted_at, ban.lifted_by = now, actor
     record(actor, "user.unban", ban.user, {"reason": ban.reason}, {})
-    return ban
+    return True
 
 
 @transaction.atomic
-def save_tier(*, actor, tier=None, **fields):
-    """Create a tier (tier=None) or change one; making it the default takes that from the other."""
+def unban_user(*, actor, user):
+    """Lift every ban in force on `user`, so they can really generate again."""
+    lifted = [ban for ban in Ban.objects.active().filter(user=user) if lift_ban(actor=actor, ban=ban)]
+    if not lifted:
+        raise StaffError(_("%(user)s has no ban in force.") % {"user": user})
+    return lifted
+
+
+def version(instance, names):
+    """A digest of the values of `names`: a form keeps the one it showed, so that saving it can tell
+    whether someone else changed the record in between (and not silently undo their change)."""
+    shown = json.dumps(_fields(instance, names), sort_keys=True, default=str)
+    return hashlib.sha256(shown.encode()).hexdigest()[:16]
+
+
+def _unchanged_since(instance, names, seen):
+    if seen and seen != version(instance, names):  # no seen: not from a form that showed it
+        raise StaffError(
+            _("Someone else changed this since you opened it: reload the page to see it, then save again.")
+        )
+
+
+@transaction.atomic
+def save_tier(*, actor, tier=None, seen=None, **fields):
+    """Create a tier (tier=None) or change one; making it the default takes that from the other.
+    `seen`: the version() of the tier the change was made on, when it was shown to staff."""
+    if tier is not None:
+        tier = Tier.objects.select_for_update().get(pk=tier.pk)
+        _unchanged_since(tier, TIER_FIELDS, seen)
     before = _fields(tier, TIER_FIELDS) if tier else {}
     tier = tier or Tier()
     for name, value in fields.items():
@@ -83,10 +136,14 @@ def save_tier(*, actor, tier=None, **fields):
 @transaction.atomic
 def delete_tier(*, actor, tier, move_to=None):
     """Delete a tier; its users move to `move_to`, which is required when it has any."""
+    if Broadcast.objects.filter(tier=tier, status__in=[Broadcast.Status.QUEUED, Broadcast.Status.SENDING]).exists():
+        raise StaffError(_("A broadcast to this tier is still being sent: delete the tier once it is done."))
     users = TelegramUser.objects.filter(tier=tier)
     moved = users.count()
     if moved and (move_to is None or move_to.pk == tier.pk):
-        raise StaffError(_("%(count)d users are on this tier: choose the tier they move to.") % {"count": moved})
+        raise StaffError(
+            _("%(count)d users are on this tier: choose the tier they move to.") % {"count": moved}, "move_to"
+        )
     if moved:
         users.update(tier=move_to)
     before = _fields(tier, TIER_FIELDS)
@@ -97,8 +154,29 @@ def delete_tier(*, actor, tier, move_to=None):
     record(actor, "tier.delete", f"tier {before['name']}", before, after)
 
 
+def check_phrase(phrase, keyword=None):
+    """The phrase as it will be kept, or StaffError when it can't be a keyword (`keyword`'s new one)."""
+    phrase = phrase.strip()
+    if keyword is not None and phrase == keyword.phrase:
+        return phrase  # unchanged: switching a keyword off must work whatever its phrase
+    needle = moderation.normalize(phrase)
+    if not needle:
+        raise StaffError(_("The phrase needs at least one letter or digit."), "phrase")
+    others = BannedKeyword.objects.exclude(pk=keyword.pk if keyword else None).values_list("phrase", flat=True)
+    for other in others:
+        if moderation.normalize(other) == needle:
+            raise StaffError(_("This is the same as the keyword “%(phrase)s”.") % {"phrase": other}, "phrase")
+    return phrase
+
+
 @transaction.atomic
-def save_keyword(*, actor, keyword=None, **fields):
+def save_keyword(*, actor, keyword=None, seen=None, **fields):
+    """Add a keyword (keyword=None) or change one; `seen` as for save_tier."""
+    if keyword is not None:
+        keyword = BannedKeyword.objects.select_for_update().get(pk=keyword.pk)
+        _unchanged_since(keyword, KEYWORD_FIELDS, seen)
+    if "phrase" in fields:
+        fields["phrase"] = check_phrase(fields["phrase"], keyword)
     before = _fields(keyword, KEYWORD_FIELDS) if keyword else {}
     keyword = keyword or BannedKeyword()
     for name, value in fields.items():

@@ -1,10 +1,12 @@
 from datetime import timedelta
 
 from django.db import IntegrityError
+from django.db.models import Q
 from django.utils import timezone
 
 from .models import TelegramUser, Tier
 
+MAX_TELEGRAM_ID = 2**63 - 1  # a BigIntegerField; a longer number can't be anyone's id
 # last_seen_at is refreshed at most this often, so a chatty user doesn't cost a write per message.
 SEEN_RESOLUTION = timedelta(minutes=1)
 
@@ -31,3 +33,13 @@ def user_touch(*, telegram_id, username="", first_name="", language_code=""):
         user.last_seen_at = now
         user.save(update_fields=[*changed, "is_active", "last_seen_at"])
     return user
+
+
+def search(users, q):
+    """An all-digits q is a Telegram id (exact, so the unique index answers); anything else a name."""
+    q = q.strip().removeprefix("@")
+    if not q:
+        return users
+    if q.isascii() and q.isdigit():
+        return users.filter(telegram_id=int(q)) if int(q) <= MAX_TELEGRAM_ID else users.none()
+    return users.filter(Q(username__icontains=q) | Q(first_name__icontains=q))

@@ -29,11 +29,11 @@ def start(*, actor, text, tier=None):
     """Queue a broadcast (recorded in the audit log) and hand it to a background job."""
     text = text.strip()
     if not text:
-        raise staff.StaffError(_("Write the message to send."))
+        raise staff.StaffError(_("Write the message to send."), "text")
     if len(text) > MAX_CHARS:
-        raise staff.StaffError(_("Telegram messages hold at most %(count)d characters.") % {"count": MAX_CHARS})
+        raise staff.StaffError(_("Telegram messages hold at most %(count)d characters.") % {"count": MAX_CHARS}, "text")
     with transaction.atomic():
-        broadcast = Broadcast.objects.create(text=text, tier=tier, created_by=actor)
+        broadcast = Broadcast.objects.create(text=text, tier=tier, audience=tier.name if tier else "", created_by=actor)
         staff.record(actor, "broadcast.start", broadcast, {}, {"tier": tier.name if tier else "everyone", "text": text})
         transaction.on_commit(lambda: dispatch.start_broadcast(broadcast.pk))
     return broadcast

@@ -30,13 +30,13 @@ def broadcast_list(request):
         else:
             messages.success(request, _("Sending started."))
             return redirect("dashboard:broadcast", pk=broadcast.pk)
-    page = Paginator(Broadcast.objects.select_related("tier", "created_by"), 20).get_page(request.GET.get("page"))
+    page = Paginator(Broadcast.objects.select_related("created_by"), 20).get_page(request.GET.get("page"))
     return render(request, "dashboard/broadcasts/list.html", {"form": form, "page": page})
 
 
 @staff_required
 def broadcast_detail(request, pk):
-    broadcast = get_object_or_404(Broadcast.objects.select_related("tier", "created_by"), pk=pk)
+    broadcast = get_object_or_404(Broadcast.objects.select_related("created_by"), pk=pk)
     return render(request, "dashboard/broadcasts/detail.html", {"broadcast": broadcast})
 
 

@@ -41,21 +41,22 @@ class KeywordForm(forms.ModelForm):
         }
 
     def clean_phrase(self):
-        phrase = self.cleaned_data["phrase"].strip()
-        needle = moderation.normalize(phrase)
-        if not needle:
-            raise forms.ValidationError(_("The phrase needs at least one letter or digit."))
-        others = BannedKeyword.objects.exclude(pk=self.instance.pk).values_list("phrase", flat=True)
-        for other in others:
-            if moderation.normalize(other) == needle:
-                raise forms.ValidationError(
-                    _("This is the same as the keyword “%(phrase)s”.") % {"phrase": other}, code="unique"
-                )
-        return phrase
+        try:
+            return staff.check_phrase(self.cleaned_data["phrase"], self.instance if self.instance.pk else None)
+        except staff.StaffError as refusal:
+            raise forms.ValidationError(str(refusal)) from refusal
 
     def keyword_fields(self):
         """The cleaned values, as staff.save_keyword takes them."""
-        return {name: self.cleaned_data[name] for name in self._meta.fields}
+        return {name: self.cleaned_data[name] for name in [*self._meta.fields, *self.declared_fields]}
+
+
+class KeywordEditForm(KeywordForm):
+    seen = forms.CharField(widget=forms.HiddenInput, required=False)
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["seen"].initial = staff.version(self.instance, staff.KEYWORD_FIELDS)
 
 
 class NewKeywordForm(KeywordForm):
@@ -92,14 +93,15 @@ def keyword_list(request):
 @staff_required
 def keyword_edit(request, pk):
     keyword = get_object_or_404(BannedKeyword, pk=pk)
-    form = KeywordForm(_posted(request), instance=keyword)
+    form = KeywordEditForm(_posted(request), instance=keyword)
     if request.method == "POST" and form.is_valid():
-        # The form has already written its values onto `keyword`: the service gets the stored one,
-        # so the audit entry's "before" is what it was.
-        stored = BannedKeyword.objects.get(pk=pk)
-        saved = staff.save_keyword(actor=request.user, keyword=stored, **form.keyword_fields())
-        messages.success(request, _("Keyword “%(phrase)s” saved.") % {"phrase": saved.phrase})
-        return redirect("dashboard:keywords")
+        try:
+            saved = staff.save_keyword(actor=request.user, keyword=keyword, **form.keyword_fields())
+        except staff.StaffError as refusal:
+            form.add_error(None, str(refusal))
+        else:
+            messages.success(request, _("Keyword “%(phrase)s” saved.") % {"phrase": saved.phrase})
+            return redirect("dashboard:keywords")
     return render(request, "dashboard/moderation/keyword.html", {"form": form, "keyword": keyword})
 
 
@@ -128,8 +130,7 @@ def ban_list(request):
 @require_POST
 def ban_lift(request, pk):
     ban = get_object_or_404(Ban.objects.select_related("user"), pk=pk)
-    if ban.lifted_at is None:
-        staff.lift_ban(actor=request.user, ban=ban)
+    if staff.lift_ban(actor=request.user, ban=ban):
         messages.success(request, _("The ban on %(user)s is lifted.") % {"user": ban.user})
     else:
         messages.info(request, _("That ban was already lifted."))

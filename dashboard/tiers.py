@@ -34,16 +34,20 @@ class TierForm(forms.ModelForm):
             "max_resolution": gettext_lazy("Max resolution"),
             "cooldown_seconds": gettext_lazy("Cooldown (seconds)"),
         }
+        error_messages = {"name": {"unique": gettext_lazy("A tier with this name already exists.")}}
         help_texts = {
             "daily_limit": gettext_lazy("Empty means unlimited."),
             "cooldown_seconds": gettext_lazy("Minimum wait between two requests."),
         }
+
+    seen = forms.CharField(widget=forms.HiddenInput, required=False)
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         if self.instance.pk:
             self.fields["unlimited"].initial = self.instance.daily_limit is None
             self.fields["is_default"].initial = self.instance.is_default
+            self.fields["seen"].initial = staff.version(self.instance, staff.TIER_FIELDS)
 
     def clean(self):
         data = super().clean()
@@ -53,7 +57,7 @@ class TierForm(forms.ModelForm):
 
     def tier_fields(self):
         """The cleaned values, as staff.save_tier takes them."""
-        return {name: self.cleaned_data[name] for name in staff.TIER_FIELDS}
+        return {name: self.cleaned_data[name] for name in [*staff.TIER_FIELDS, "seen"]}
 
 
 class DeleteTierForm(forms.Form):
@@ -86,12 +90,13 @@ def tier_list(request):
 def _edit(request, tier):
     form = TierForm(_posted(request), instance=tier)
     if request.method == "POST" and form.is_valid():
-        # The form has already written its values onto `tier`: the service gets the stored one,
-        # so the audit entry's "before" is what it was.
-        stored = Tier.objects.get(pk=tier.pk) if tier.pk else None
-        saved = staff.save_tier(actor=request.user, tier=stored, **form.tier_fields())
-        messages.success(request, _("Tier “%(name)s” saved.") % {"name": saved.name})
-        return redirect("dashboard:tiers")
+        try:
+            saved = staff.save_tier(actor=request.user, tier=tier if tier.pk else None, **form.tier_fields())
+        except staff.StaffError as refusal:
+            form.add_error(None, str(refusal))
+        else:
+            messages.success(request, _("Tier “%(name)s” saved.") % {"name": saved.name})
+            return redirect("dashboard:tiers")
     return render(request, "dashboard/tiers/form.html", {"form": form, "tier": tier})
 
 

@@ -6,8 +6,7 @@ from django import forms
 from django.conf import settings
 from django.contrib import messages
 from django.core.paginator import Paginator
-from django.db import transaction
-from django.db.models import Exists, OuterRef, Q
+from django.db.models import Exists, OuterRef
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import path
 from django.utils.translation import gettext as _
@@ -16,13 +15,13 @@ from django.views.decorators.http import require_POST
 
 from accounts import moderation, quota, staff
 from accounts.models import Ban, QuotaUsage, TelegramUser, Tier
+from accounts.users import search
 
 from .access import staff_required
 
 PER_PAGE = 50
 HISTORY_DAYS = 30
 RECENT_GENERATIONS = 20
-MAX_TELEGRAM_ID = 2**63 - 1  # a BigIntegerField; a longer number can't be anyone's id
 
 YES_NO = [("", gettext_lazy("Any")), ("yes", gettext_lazy("Yes")), ("no", gettext_lazy("No"))]
 # Only indexed columns, so a sorted page stays fast however many users there are; pk breaks ties.
@@ -63,23 +62,13 @@ class GrantForm(forms.Form):
 
 
 class BanForm(forms.Form):
-    reason = forms.CharField(max_length=500, label=gettext_lazy("Reason"))
+    reason = forms.CharField(max_length=staff.MAX_REASON_CHARS, label=gettext_lazy("Reason"))
     expires_at = forms.DateTimeField(
         required=False,
         label=gettext_lazy("Until"),
         help_text=gettext_lazy("Empty: until lifted."),
         widget=forms.DateTimeInput(attrs={"type": "datetime-local"}, format="%Y-%m-%dT%H:%M"),
     )
-
-
-def search(queryset, q):
-    """An all-digits q is a Telegram id (exact, so the unique index answers); anything else a name."""
-    q = q.strip().removeprefix("@")
-    if not q:
-        return queryset
-    if q.isdigit():
-        return queryset.filter(telegram_id=int(q)) if int(q) <= MAX_TELEGRAM_ID else queryset.none()
-    return queryset.filter(Q(username__icontains=q) | Q(first_name__icontains=q))
 
 
 def filtered_users(data):
@@ -161,8 +150,6 @@ def act(request, pk, form_class, action):
 @require_POST
 def change_tier(request, pk):
     def action(user, data):
-        if data["tier"].pk == user.tier_id:
-            raise staff.StaffError(_("%(user)s is already on %(tier)s.") % {"user": user, "tier": data["tier"]})
         staff.change_tier(actor=request.user, user=user, tier=data["tier"])
         return _("%(user)s is now on %(tier)s.") % {"user": user, "tier": data["tier"]}
 
@@ -193,13 +180,7 @@ def ban(request, pk):
 @require_POST
 def unban(request, pk):
     def action(user, data):
-        # Lift every ban in force, so the user can really generate again.
-        with transaction.atomic():
-            bans = list(Ban.objects.active().filter(user=user).select_for_update())
-            if not bans:
-                raise staff.StaffError(_("%(user)s has no ban in force.") % {"user": user})
-            for active in bans:
-                staff.lift_ban(actor=request.user, ban=active)
+        staff.unban_user(actor=request.user, user=user)
         return _("The ban on %(user)s is lifted.") % {"user": user}
 
     return act(request, pk, None, action)

@@ -78,8 +78,8 @@ api = NinjaAPI(
 
 @api.exception_handler(StaffError)
 def staff_refusal(request, refusal):
-    """Any refusal an endpoint doesn't map to a field itself: 422, same shape as a schema error."""
-    return api.on_exception(request, invalid("__all__", str(refusal)))
+    """A staff service's refusal: 422, shaped like a schema error, naming the field at fault."""
+    return api.on_exception(request, invalid(refusal.field or "__all__", str(refusal)))
 
 
 api.add_router("/", accounts_router)

@@ -12,7 +12,7 @@ from accounts.models import ApiToken, AuditEntry, BannedKeyword
 from botcore import generations
 from botcore.models import Generation
 from nanobot_site.api import hash_key
-from tests.factories import TierFactory, UserFactory
+from tests.factories import KeywordFactory, TierFactory, UserFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -228,3 +228,23 @@ def test_create_api_token_prints_a_key_that_authenticates(operator, capsys):
     key = capsys.readouterr().out.split("\n\n")[1].strip()
     assert ApiToken.objects.get().key_hash == hash_key(key) != key
     assert Client().get("/api/stats", headers={"Authorization": f"Bearer {key}"}).status_code == 200
+
+
+def test_the_api_refuses_what_the_dashboard_refuses_naming_the_field(api):
+    user = UserFactory()
+    KeywordFactory(phrase="bad word")
+    refusals = [
+        api.post("/api/keywords", {"phrase": "Bad-Word"}, content_type="application/json"),
+        api.post(f"/api/users/{user.telegram_id}/tier", {"tier": user.tier.name}, content_type="application/json"),
+        api.post(f"/api/users/{user.telegram_id}/unban"),
+        api.post(
+            f"/api/users/{user.telegram_id}/ban",
+            {"reason": "spam", "expires_at": "9999-12-31T23:59:59"},
+            content_type="application/json",
+        ),
+    ]
+    assert [response.status_code for response in refusals] == [422] * 4
+    fields = [response.json()["detail"][0]["loc"][-1] for response in refusals]
+    assert fields == ["phrase", "tier", "__all__", "expires_at"]
+    assert "the same as the keyword “bad word”" in refusals[0].json()["detail"][0]["msg"]
+    assert BannedKeyword.objects.count() == 1 and not AuditEntry.objects.exists()

@@ -140,3 +140,23 @@ def test_lifting_a_ban_lets_the_user_generate_again(admin_client):
 
     admin_client.post(f"/bans/{ban.pk}/lift/")  # a second lift changes nothing
     assert AuditEntry.objects.count() == 1
+
+
+def test_a_keyword_can_be_switched_off_even_when_another_reads_the_same(admin_client):
+    KeywordFactory(phrase="bad word")
+    twin = KeywordFactory(phrase="Bad-Word")  # kept from before such twins were refused
+    admin_client.post(f"/keywords/{twin.pk}/", {"phrase": "Bad-Word", "note": "a twin"})
+    twin.refresh_from_db()
+    assert not twin.is_active
+
+
+def test_a_keyword_changed_since_the_page_was_opened_is_not_overwritten(admin_client):
+    keyword = KeywordFactory(phrase="dragon", note="")
+    seen = admin_client.get(f"/keywords/{keyword.pk}/").context["form"]["seen"].value()
+    BannedKeyword.objects.filter(pk=keyword.pk).update(is_active=False)  # another staff member switched it off
+    response = admin_client.post(
+        f"/keywords/{keyword.pk}/", {"phrase": "dragon", "note": "why", "seen": seen, "is_active": "on"}
+    )
+    assert "Someone else changed this" in response.content.decode()
+    keyword.refresh_from_db()
+    assert (keyword.is_active, keyword.note) == (False, "")

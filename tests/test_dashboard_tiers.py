@@ -3,7 +3,7 @@
 import pytest
 from django.contrib.auth import get_user_model
 
-from accounts.models import AuditEntry, TelegramUser, Tier
+from accounts.models import AuditEntry, Broadcast, TelegramUser, Tier
 from tests.factories import TierFactory, UserFactory
 
 pytestmark = pytest.mark.django_db
@@ -123,3 +123,47 @@ def test_tier_names_are_escaped(admin_client):
     TierFactory(name="<b>x</b>")
     page = admin_client.get("/tiers/").content.decode()
     assert "&lt;b&gt;x&lt;/b&gt;" in page and "<b>x</b>" not in page
+
+
+def test_a_second_staff_member_saving_a_stale_tier_is_told_to_reload(client):
+    olivia, sam = (get_user_model().objects.create_user(name, is_staff=True) for name in ("olivia", "sam"))
+    tier = TierFactory(name="Pro", daily_limit=5, cooldown_seconds=0)
+
+    def opened_by(staff_member):
+        client.force_login(staff_member)
+        return client.get(f"/tiers/{tier.pk}/").context["form"]["seen"].value()
+
+    seen_by_olivia, seen_by_sam = opened_by(olivia), opened_by(sam)
+    client.force_login(olivia)
+    client.post(f"/tiers/{tier.pk}/", form(name="Pro", daily_limit="50", cooldown_seconds="0", seen=seen_by_olivia))
+    client.force_login(sam)
+    response = client.post(
+        f"/tiers/{tier.pk}/", form(name="Pro", daily_limit="5", cooldown_seconds="30", seen=seen_by_sam)
+    )
+
+    assert "Someone else changed this since you opened it" in response.context["form"].non_field_errors()[0]
+    tier.refresh_from_db()
+    assert (tier.daily_limit, tier.cooldown_seconds) == (50, 0)
+    client.post(f"/tiers/{tier.pk}/", form(name="Pro", daily_limit="50", cooldown_seconds="30", seen=opened_by(sam)))
+    tier.refresh_from_db()
+    assert (tier.daily_limit, tier.cooldown_seconds) == (50, 30)
+
+
+def test_a_tier_is_not_deleted_while_a_broadcast_to_it_is_being_sent(admin_client, default_tiers):
+    premium, free = Tier.objects.get(name="premium"), Tier.objects.get(name="free")
+    UserFactory(tier=premium)
+    broadcast = Broadcast.objects.create(text="for premium users only", tier=premium, audience="premium")
+    response = admin_client.post(f"/tiers/{premium.pk}/delete/", {"move_to": free.pk})
+    assert "still being sent" in response.content.decode()
+    assert Tier.objects.filter(pk=premium.pk).exists() and broadcast.recipients().count() == 1
+
+    Broadcast.objects.filter(pk=broadcast.pk).update(status=Broadcast.Status.DONE)
+    admin_client.post(f"/tiers/{premium.pk}/delete/", {"move_to": free.pk})
+    assert not Tier.objects.filter(pk=premium.pk).exists()
+    assert "<td>premium</td>" in admin_client.get("/broadcasts/").content.decode()  # not "Everyone"
+
+
+def test_a_name_in_use_is_refused_in_the_staff_members_language(admin_client):
+    TierFactory(name="Pro")
+    response = admin_client.post("/tiers/new/", form(name="Pro"), headers={"Accept-Language": "zh-hant"})
+    assert response.context["form"].errors["name"] == ["已有同名的方案。"]

@@ -262,3 +262,12 @@ def test_actions_need_the_csrf_token(staff_user):
     user = UserFactory()
     assert client.post(f"/users/{user.pk}/grant/", {"count": 5}).status_code == 403
     assert not AuditEntry.objects.exists()
+
+
+def test_a_search_with_digits_from_another_script_looks_for_a_name(staff_client):
+    room = UserFactory(first_name="Room ²")
+    UserFactory(first_name="Room 2")
+    assert listed(staff_client.get("/users/", {"q": "²"})) == [room.telegram_id]
+    assert [user["telegram_id"] for user in staff_client.get("/api/users", {"q": "²"}).json()["items"]] == [
+        room.telegram_id
+    ]

@@ -94,3 +94,35 @@ def test_disabling_a_keyword_lets_the_prompt_through(operator):
     assert moderation.matching_keyword("a dragon") == "dragon"
     staff.save_keyword(actor=operator, keyword=keyword, is_active=False)
     assert moderation.matching_keyword("a dragon") is None
+
+
+def test_a_ban_two_staff_lift_at_once_is_lifted_and_recorded_once(operator):
+    sam = get_user_model().objects.create_user("sam", is_staff=True)
+    ban = staff.ban_user(actor=operator, user=UserFactory(), reason="spam")
+    seen_by_olivia, seen_by_sam = Ban.objects.get(pk=ban.pk), Ban.objects.get(pk=ban.pk)
+    assert staff.lift_ban(actor=operator, ban=seen_by_olivia)
+    assert not staff.lift_ban(actor=sam, ban=seen_by_sam)
+    ban.refresh_from_db()
+    assert ban.lifted_by == operator and AuditEntry.objects.filter(action="user.unban").count() == 1
+
+
+@pytest.mark.parametrize(
+    "action, says",
+    [
+        (lambda user, actor: staff.change_tier(actor=actor, user=user, tier=user.tier), "is already on"),
+        (lambda user, actor: staff.unban_user(actor=actor, user=user), "has no ban in force"),
+        (lambda user, actor: staff.ban_user(actor=actor, user=user, reason="x" * 501), "at most 500 characters"),
+        (lambda user, actor: staff.ban_user(actor=actor, user=user, reason=" "), "Give the reason"),
+        (
+            lambda user, actor: staff.ban_user(
+                actor=actor, user=user, reason="spam", expires_at=timezone.now() + timedelta(days=365 * 101)
+            ),
+            "at most 100 years",
+        ),
+    ],
+)
+def test_an_action_that_would_change_nothing_or_cannot_be_kept_is_refused(operator, action, says):
+    user = UserFactory()
+    with pytest.raises(staff.StaffError, match=says):
+        action(user, operator)
+    assert not AuditEntry.objects.exists() and not Ban.objects.exists()
