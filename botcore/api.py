@@ -39,13 +39,23 @@ class GenerationOut(Schema):
     finished_at: datetime | None
 
 
+# Far enough from the calendar's ends that TIME_ZONE's offset can't carry a moment past them (the
+# database needs it in UTC), and wide enough for every generation there is or will be.
+EARLIEST, LATEST = datetime(2000, 1, 1), datetime(2100, 1, 1)
+
+
 class GenerationFilter(Schema):
     status: Generation.Status | None = None
     telegram_id: int | None = None
     model: str | None = None
     resolution: Resolution | None = None
-    since: datetime | None = Field(None, description="Created at or after (ISO 8601; no zone: TIME_ZONE).")
-    until: datetime | None = Field(None, description="Created before.")
+    since: datetime | None = Field(
+        None,
+        ge=EARLIEST,
+        le=LATEST,
+        description="Created at or after (ISO 8601; no zone: TIME_ZONE); from 2000-01-01 to 2100-01-01.",
+    )
+    until: datetime | None = Field(None, ge=EARLIEST, le=LATEST, description="Created before; the same bounds.")
 
 
 def _aware(moment):

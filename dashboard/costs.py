@@ -14,7 +14,7 @@ from accounts.quota import today as quota_today
 
 from . import costreports, summaries
 from .access import staff_required
-from .generations import DateRangeForm
+from .generations import BACKWARDS, DateRangeForm
 
 PRESETS = {"30": 30, "90": 90}
 DEFAULT_DAYS = 30
@@ -42,6 +42,9 @@ def period(params):
         return today - timedelta(PRESETS[choice] - 1), today, form
     last = data.get("to") or today
     first = data.get("from") or last - timedelta(DEFAULT_DAYS - 1)
+    if first > last:  # `from` alone, after today: the form compares the days only when both are given
+        form.add_error(None, BACKWARDS)
+        return *fallback, form
     if (last - first).days >= MAX_DAYS:
         form.add_error(None, _("A range can be at most %(days)d days long.") % {"days": MAX_DAYS})
         return *fallback, form

@@ -6,10 +6,11 @@ many rows there are and however deep it goes; there is no total count, only next
 
 import mimetypes
 import posixpath
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 
 from django import forms
 from django.conf import settings
+from django.core.validators import MaxValueValidator, MinValueValidator
 from django.http import FileResponse, Http404
 from django.shortcuts import get_object_or_404, render
 from django.urls import path
@@ -25,10 +26,20 @@ PAGE_SIZE = 50
 IMAGE_TYPES = {"image/png", "image/jpeg", "image/webp", "image/gif"}
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 MICROSECOND = timedelta(microseconds=1)
+# The days a range may name. No generation predates 2000, and a range may run past today (this
+# month, this year); the bounds only keep a day's start, in any time zone, a long way from the
+# calendar's ends, where it is not a datetime and the page would fail instead of saying why.
+FIRST_DAY, LAST_DAY = date(2000, 1, 1), date(2099, 12, 31)
+BACKWARDS = _("The first day of the range must not be after the last.")
 
 
 def _date_field(label):
-    return forms.DateField(label=label, required=False, widget=forms.DateInput({"type": "date"}, format="%Y-%m-%d"))
+    return forms.DateField(
+        label=label,
+        required=False,
+        validators=[MinValueValidator(FIRST_DAY), MaxValueValidator(LAST_DAY)],
+        widget=forms.DateInput({"type": "date", "min": FIRST_DAY, "max": LAST_DAY}, format="%Y-%m-%d"),
+    )
 
 
 # "from" is a Python keyword, so these two fields can't be written as class attributes.
@@ -42,7 +53,7 @@ class DateRangeForm(_Days):
         data = super().clean()
         if data.get("from") and data.get("to") and data["from"] > data["to"]:
             data.pop("from"), data.pop("to")
-            raise forms.ValidationError(_("The first day of the range must not be after the last."))
+            raise forms.ValidationError(BACKWARDS)
         return data
 
 
@@ -153,7 +164,9 @@ def generation_list(request):
 @staff_required
 def generation_detail(request, pk):
     generation = get_object_or_404(Generation.objects.select_related("user__tier", "parent"), pk=pk)
-    children = generation.children.only("pk", "kind", "status", "created_at").order_by("-created_at", "-pk")[:20]
+    children = generation.children.only("pk", "kind", "status", "created_at", "parent").order_by("-created_at", "-pk")[
+        :20
+    ]
     return render(request, "dashboard/generations/detail.html", {"g": generation, "children": children})
 
 

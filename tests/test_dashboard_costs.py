@@ -195,3 +195,13 @@ def test_a_backwards_or_too_long_range_gets_a_message_not_an_error(admin_client)
 
     response = admin_client.get("/costs/export/day.csv", {"range": "custom", "from": "2025-03-05", "to": "2025-03-01"})
     assert response.status_code == 400 and response["Content-Type"].startswith("text/plain")
+
+
+def test_a_report_starting_after_today_with_no_end_is_a_backwards_range(admin_client):
+    response = admin_client.get("/costs/", {"from": "2099-01-01"})  # the end defaults to today
+    page = response.content.decode()
+    assert response.status_code == 200 and "must not be after the last" in page
+    assert response.context["last"] == quota_today() and len(response.context["days"]) == 30
+
+    response = admin_client.get("/costs/export/day.csv", {"from": "2099-01-01"})
+    assert response.status_code == 400 and "must not be after the last" in response.content.decode()

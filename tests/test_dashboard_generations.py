@@ -168,3 +168,11 @@ def test_a_kept_file_that_is_not_an_image_is_downloaded_not_shown(admin_client):
     response = admin_client.get(f"/generations/{odd.pk}/image/")
     assert response["Content-Type"] == "application/octet-stream"
     assert response["Content-Disposition"].startswith("attachment")
+
+
+def test_the_detail_lists_what_builds_on_it_in_a_fixed_number_of_queries(admin_client, django_assert_max_num_queries):
+    parent = make(UserFactory())
+    children = [make(parent.user, kind="refine", parent=parent) for _ in range(15)]
+    with django_assert_max_num_queries(4):  # session, staff user, the generation, what builds on it
+        page = admin_client.get(f"/generations/{parent.pk}/").content.decode()
+    assert all(f"/generations/{child.pk}/" in page for child in children)
