@@ -6,9 +6,10 @@ to per-user totals of the closed days (kept in the cache), and one more query na
 Days without generations are filled in here, and the charts' coordinates computed, so templates only loop.
 """
 
+import heapq
 from datetime import timedelta
 from decimal import Decimal
-from itertools import islice
+from itertools import chain, islice
 
 from django.db.models import Count, DecimalField, Q, Sum
 
@@ -54,21 +55,12 @@ def by_user(first, last, limit=50):
     The closed days' figures come ranked from summaries.user_totals: besides the users who also
     have open days, only the first `limit` of the others can make the top."""
     closed, open_from = summaries.user_totals(first, last)
-    live = {
-        user_id: (delivered, failed, int(spend / SPEND_UNIT))
-        for user_id, delivered, failed, spend in created_on(open_from, last)
-        .values_list("user_id")
-        .annotate(**_figures())
-        .order_by()
-    }
-    ranked = []  # (spend, delivered, -user_id, failed): best first once sorted in reverse
-    for user_id, (delivered, failed, spend) in live.items():
-        before = closed.of(user_id)
-        ranked.append((spend + before[2], delivered + before[0], -user_id, failed + before[1]))
+    live = {user_id: figures for user_id, *figures in summaries.per_user(created_on(open_from, last))}
     others = (row for row in closed.ranked() if row[0] not in live)
-    for user_id, delivered, failed, spend in others if limit is None else islice(others, limit):
-        ranked.append((spend, delivered, -user_id, failed))
-    ranked = sorted(ranked, reverse=True)[:limit]
+    candidates = chain(closed.plus(live), others if limit is None else islice(others, limit))
+    # (spend, delivered, -user_id, failed) sorts best first in reverse: most spent, then most images.
+    ranked = [(spend, delivered, -user_id, failed) for user_id, delivered, failed, spend in candidates]
+    ranked = sorted(ranked, reverse=True) if limit is None else heapq.nlargest(limit, ranked)
 
     users = TelegramUser.objects.select_related("tier").only("telegram_id", "username", "first_name", "tier__name")
     if limit is None:

@@ -18,10 +18,6 @@ def day_start(now=None):
     return summaries.start_of(timezone.localdate(now))
 
 
-def month_start(now=None):
-    return day_start(now).replace(day=1)
-
-
 def today(now=None):
     Status = Generation.Status
     return Generation.objects.filter(created_at__gte=day_start(now)).aggregate(
@@ -34,13 +30,18 @@ def today(now=None):
 
 
 def period(since):
-    """Figures of the generations created since `since` (a midnight in TIME_ZONE), folded from the
-    days' summaries (summaries.rows)."""
+    """Figures of the generations created since `since` (a midnight in TIME_ZONE)."""
+    return figures_of(summaries.rows(timezone.localdate(since), timezone.localdate()))
+
+
+def figures_of(rows):
+    """Images by outcome, spend, success rate, latency percentiles and failures by kind, folded
+    from DaySummary rows (summaries.rows)."""
     Status = Generation.Status
     figures = {"delivered": 0, "failed": 0, "refused": 0, "cache_hits": 0, "spend": Decimal(0)}
     counts = [0] * len(LATENCY_BUCKETS_MS)
     failures = Counter()
-    for row in summaries.rows(timezone.localdate(since), timezone.localdate()):
+    for row in rows:
         if row.status in (Status.DELIVERED, Status.FAILED, Status.REFUSED):
             figures[row.status] += row.images
         figures["cache_hits"] += row.images if row.cache_hit else 0
@@ -67,10 +68,12 @@ def _percentile(share, total, cumulative_counts):
 
 
 def overview(now=None):
-    month = period(month_start(now))
+    today = timezone.localdate(now)
+    month_rows = summaries.rows(today.replace(day=1), today)  # today's are among them
+    month = figures_of(month_rows)
     budget = settings.MONTHLY_BUDGET_USD
     return {
-        "today": period(day_start(now)),
+        "today": figures_of([row for row in month_rows if row.day == today]),
         "month": month,
         "budget": budget,
         "budget_used": month["spend"] / budget if budget else None,

@@ -11,9 +11,9 @@ from decimal import Decimal
 
 from django.conf import settings
 from django.core.cache import cache
-from django.db import IntegrityError, transaction
-from django.db.models import Count, Q, Sum
-from django.db.models.functions import TruncDate
+from django.db import IntegrityError, connection, transaction
+from django.db.models import BigIntegerField, Count, Q, Sum
+from django.db.models.functions import Cast, Round, TruncDate
 from django.utils import timezone
 
 from botcore.models import Generation
@@ -89,13 +89,16 @@ class UserTotals:
         """(user_id, delivered, failed, spend), best first."""
         return zip(self.user_ids, self.delivered, self.failed, self.spend, strict=True)
 
-    def of(self, user_id):
-        """(delivered, failed, spend) of one user, zeros for a user without any."""
-        n = bisect_left(self.sorted_ids, user_id)
-        if n == len(self.sorted_ids) or self.sorted_ids[n] != user_id:
-            return 0, 0, 0
-        n = self.positions[n]
-        return self.delivered[n], self.failed[n], self.spend[n]
+    def plus(self, more):
+        """(user_id, delivered, failed, spend) of each user in `more` ({user_id: (delivered, failed,
+        spend)}), with their figures here added."""
+        ids, positions, count = self.sorted_ids, self.positions, len(self.sorted_ids)
+        for user_id, (delivered, failed, spend) in more.items():
+            n = bisect_left(ids, user_id)
+            if n < count and ids[n] == user_id:
+                n = positions[n]
+                delivered, failed, spend = delivered + self.delivered[n], failed + self.failed[n], spend + self.spend[n]
+            yield user_id, delivered, failed, spend
 
 
 def user_totals(first, last):
@@ -107,22 +110,25 @@ def user_totals(first, last):
     key = f"dashboard:user-totals:{first}:{end}"
     totals = cache.get(key)
     if totals is None:
-        rows = (
-            created_on(first, end - timedelta(1))
-            .values_list("user_id")
-            .annotate(
-                delivered=Count("pk", filter=Q(status=Generation.Status.DELIVERED)),
-                failed=Count("pk", filter=Q(status=Generation.Status.FAILED)),
-                spend=Sum("cost_usd", default=0),
-            )
-            .order_by("-spend", "-delivered", "user_id")
-        )
-        totals = UserTotals(
-            (user_id, delivered, failed, int(spend / SPEND_UNIT))
-            for user_id, delivered, failed, spend in rows.iterator(chunk_size=10_000)
-        )
+        totals = UserTotals(per_user(created_on(first, end - timedelta(1)), ranked=True))
         cache.set(key, totals, USER_TOTALS_SECONDS)
     return totals, end
+
+
+def per_user(generations, ranked=False):
+    """(user_id, delivered, failed, spend in SPEND_UNITs) of `generations` per user, best first when
+    `ranked`. Read as plain integers, past the ORM: for ten thousand users its per-value
+    conversions cost more than the query."""
+    grouped = generations.values_list("user_id").annotate(
+        delivered=Count("pk", filter=Q(status=Generation.Status.DELIVERED)),
+        failed=Count("pk", filter=Q(status=Generation.Status.FAILED)),
+        spend=Cast(Round(Sum("cost_usd", default=0) / SPEND_UNIT), BigIntegerField()),
+    )
+    grouped = grouped.order_by("-spend", "-delivered", "user_id") if ranked else grouped.order_by()
+    sql, params = grouped.query.sql_with_params()
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        return cursor.fetchall()
 
 
 REPORT_DAYS = 92  # the longest preset report (90 days) and a margin
