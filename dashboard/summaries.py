@@ -107,7 +107,7 @@ def user_totals(first, last):
     end = min(last + timedelta(1), first_open_day())
     if first >= end:
         return UserTotals(), first
-    key = f"dashboard:user-totals:{first}:{end}"
+    key = f"dashboard:user-totals:v1:{first}:{end}"  # v: UserTotals's pickled shape
     totals = cache.get(key)
     if totals is None:
         totals = UserTotals(per_user(created_on(first, end - timedelta(1)), ranked=True))
