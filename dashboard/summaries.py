@@ -43,12 +43,15 @@ def latency_buckets():
 
 
 def first_open_day():
-    """Days before this one are closed. A day still changes for a while after midnight: a job started
-    before it may finish, or be expired by the stale sweep, up to STALE_GENERATION_SECONDS later (a
-    paid call ends within the provider's timeout, shorter still). Twice that is a safe margin."""
-    now = timezone.localtime()
-    today = now.date()
-    if now - start_of(today) < timedelta(seconds=2 * settings.STALE_GENERATION_SECONDS):
+    """Days before this one are closed: summed up once, never again. Yesterday closes once none of its
+    jobs is queued or running any more, and not before twice STALE_GENERATION_SECONDS after midnight:
+    a paid call that outlives its expired job still logs its cost (within the provider's timeout)."""
+    today = timezone.localdate()
+    midnight = start_of(today)
+    # Real time since midnight: an aware now() in UTC, so a clock change at midnight doesn't count.
+    if timezone.now() - midnight < timedelta(seconds=2 * settings.STALE_GENERATION_SECONDS):
+        return today - timedelta(days=1)
+    if Generation.objects.filter(status__in=Generation.OPEN, created_at__lt=midnight).exists():
         return today - timedelta(days=1)
     return today
 
@@ -174,10 +177,17 @@ def _summed_up(generations):
 
 def summarize(days):
     """Sum up `days` (closed ones) in one pass over the generations from the first to the last."""
-    summaries = [row for row in _summed_up(created_on(min(days), max(days))) if row.day in days]
-    try:
-        with transaction.atomic():
-            SummarizedDay.objects.bulk_create([SummarizedDay(day=day) for day in days])
-            DaySummary.objects.bulk_create(summaries)
-    except IntegrityError:
-        pass  # another process summed some of these days up at the same moment: the next report retries the rest
+    while days:
+        summaries = [row for row in _summed_up(created_on(min(days), max(days))) if row.day in days]
+        try:
+            with transaction.atomic():
+                SummarizedDay.objects.bulk_create([SummarizedDay(day=day) for day in days])
+                DaySummary.objects.bulk_create(summaries)
+            return
+        except IntegrityError:
+            # Another process summed up some of these days at the same moment: theirs stand, and
+            # the rest are summed up again without them.
+            done = set(SummarizedDay.objects.filter(day__in=days).values_list("day", flat=True))
+            if not done:
+                raise
+            days = [day for day in days if day not in done]

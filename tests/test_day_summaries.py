@@ -1,8 +1,10 @@
 """Closed days are summed up once; reports over long ranges read the sums, and stay right."""
 
 import asyncio
-from datetime import timedelta
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
+from unittest import mock
+from zoneinfo import ZoneInfo
 
 import pytest
 from asgiref.sync import sync_to_async
@@ -143,3 +145,33 @@ async def test_the_running_bot_sums_up_closed_days_on_its_own(last_weeks_generat
         assert asyncio.get_running_loop().time() < deadline, "the bot never summed up last week"
         await asyncio.sleep(0.05)
     assert await sync_to_async(summed)() == [1]
+
+
+def test_days_another_process_summed_up_meanwhile_are_kept_and_the_rest_still_summed():
+    user = UserFactory()
+    for days_ago in (5, 6, 7):
+        made(user, days_ago)
+    day = timezone.localdate() - timedelta(days=6)
+    summaries.summarize([day])  # the other process, a moment earlier
+    summaries.summarize([day - timedelta(days=1), day, day + timedelta(days=1)])
+    assert sorted(DaySummary.objects.values_list("day", flat=True)) == [
+        day - timedelta(days=1),
+        day,
+        day + timedelta(days=1),
+    ]
+
+
+def test_yesterday_stays_open_while_one_of_its_jobs_is_still_running(settings):
+    settings.STALE_GENERATION_SECONDS = 0
+    job = made(UserFactory(), 1, status="running", cost="0")
+    assert summaries.first_open_day() == timezone.localdate() - timedelta(days=1)
+    Generation.objects.filter(pk=job.pk).update(status="delivered", cost_usd="0.134")
+    assert summaries.first_open_day() == timezone.localdate()
+
+
+def test_a_clock_change_at_midnight_does_not_close_yesterday_early(settings):
+    settings.TIME_ZONE = "Africa/Cairo"  # on 2024-04-26 clocks went from 00:00 straight to 01:00
+    settings.STALE_GENERATION_SECONDS = 900
+    thirty_seconds_after_midnight = datetime(2024, 4, 26, 1, 0, 30, tzinfo=ZoneInfo("Africa/Cairo"))
+    with mock.patch("django.utils.timezone.now", return_value=thirty_seconds_after_midnight.astimezone(UTC)):
+        assert summaries.first_open_day() == date(2024, 4, 25)
