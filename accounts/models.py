@@ -176,4 +176,6 @@ class Broadcast(models.Model):
 
     def recipients(self):
         users = TelegramUser.objects.filter(is_active=True)
+        if self.audience and self.tier_id is None:
+            return users.none()  # its tier was deleted: those users aren't "everyone"
         return users.filter(tier=self.tier_id) if self.tier_id else users

@@ -16,6 +16,9 @@ from .models import AuditEntry, Ban, BannedKeyword, Broadcast, TelegramUser, Tie
 MAX_REASON_CHARS = 500
 # A ban "until" further off than this is a typo, or means "until lifted" (an empty expiry).
 LONGEST_BAN = timedelta(days=100 * 365)
+# A broadcast queued or sending for longer than this has lost its sender (a web process restarted
+# mid-send; 100,000 users take about an hour at Telegram's 30 messages a second).
+BROADCAST_GIVEN_UP_AFTER = timedelta(hours=6)
 TIER_FIELDS = ["name", "daily_limit", "max_resolution", "cooldown_seconds", "max_concurrent_jobs", "is_default"]
 KEYWORD_FIELDS = ["phrase", "is_active", "note"]
 
@@ -136,7 +139,13 @@ def save_tier(*, actor, tier=None, seen=None, **fields):
 @transaction.atomic
 def delete_tier(*, actor, tier, move_to=None):
     """Delete a tier; its users move to `move_to`, which is required when it has any."""
-    if Broadcast.objects.filter(tier=tier, status__in=[Broadcast.Status.QUEUED, Broadcast.Status.SENDING]).exists():
+    tier = Tier.objects.select_for_update().get(pk=tier.pk)  # broadcasts.start takes it too
+    sending = Broadcast.objects.filter(
+        tier=tier,
+        status__in=[Broadcast.Status.QUEUED, Broadcast.Status.SENDING],
+        created_at__gt=timezone.now() - BROADCAST_GIVEN_UP_AFTER,
+    )
+    if sending.exists():
         raise StaffError(_("A broadcast to this tier is still being sent: delete the tier once it is done."))
     users = TelegramUser.objects.filter(tier=tier)
     moved = users.count()

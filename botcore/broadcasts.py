@@ -13,7 +13,7 @@ from telegram.error import Forbidden, TelegramError
 from telegram.ext import AIORateLimiter, ExtBot
 
 from accounts import staff
-from accounts.models import Broadcast, TelegramUser
+from accounts.models import Broadcast, TelegramUser, Tier
 
 from . import dispatch
 from .telegram.transport import bot_request
@@ -33,6 +33,11 @@ def start(*, actor, text, tier=None):
     if len(text) > MAX_CHARS:
         raise staff.StaffError(_("Telegram messages hold at most %(count)d characters.") % {"count": MAX_CHARS}, "text")
     with transaction.atomic():
+        # Locked, so the tier can't be deleted between here and the commit (staff.delete_tier).
+        if tier is not None:
+            tier = Tier.objects.select_for_update().filter(pk=tier.pk).first()
+            if tier is None:
+                raise staff.StaffError(_("That tier has just been deleted."), "tier")
         broadcast = Broadcast.objects.create(text=text, tier=tier, audience=tier.name if tier else "", created_by=actor)
         staff.record(actor, "broadcast.start", broadcast, {}, {"tier": tier.name if tier else "everyone", "text": text})
         transaction.on_commit(lambda: dispatch.start_broadcast(broadcast.pk))

@@ -8,6 +8,7 @@ from django.apps import apps as django_apps
 from django.conf import settings as django_settings
 from django.core.cache import cache
 from django.db import connections
+from django.utils import translation
 
 from botcore import providers
 from botcore.models import Generation
@@ -26,6 +27,8 @@ def kept_results_are_removed():
 def fresh_cache():
     cache.clear()  # e.g. the once-per-ten-minutes admin alert must not leak between tests
     providers._breakers.clear()  # a provider that failed in one test is not down in the next
+    yield
+    translation.deactivate()  # a request in Chinese leaves its language active on this thread
 
 
 @pytest.fixture

@@ -1,7 +1,10 @@
 """Staff manage tiers from the dashboard; every change goes through accounts.staff and is audited."""
 
+from datetime import timedelta
+
 import pytest
 from django.contrib.auth import get_user_model
+from django.utils import timezone
 
 from accounts.models import AuditEntry, Broadcast, TelegramUser, Tier
 from tests.factories import TierFactory, UserFactory
@@ -167,3 +170,14 @@ def test_a_name_in_use_is_refused_in_the_staff_members_language(admin_client):
     TierFactory(name="Pro")
     response = admin_client.post("/tiers/new/", form(name="Pro"), headers={"Accept-Language": "zh-hant"})
     assert response.context["form"].errors["name"] == ["已有同名的方案。"]
+
+
+def test_a_broadcast_whose_sender_was_lost_long_ago_no_longer_keeps_its_tier(admin_client, default_tiers):
+    premium, free = Tier.objects.get(name="premium"), Tier.objects.get(name="free")
+    stuck = Broadcast.objects.create(text="hello", tier=premium, audience="premium", status=Broadcast.Status.SENDING)
+    Broadcast.objects.filter(pk=stuck.pk).update(created_at=timezone.now() - timedelta(hours=7))
+    admin_client.post(f"/tiers/{premium.pk}/delete/", {"move_to": free.pk})
+    assert not Tier.objects.filter(pk=premium.pk).exists()
+    UserFactory(tier=free)
+    stuck.refresh_from_db()
+    assert stuck.tier is None and not stuck.recipients().exists()  # never "everyone" instead
