@@ -91,18 +91,24 @@ def test_staff_add_a_keyword_and_test_a_prompt_against_it(signed_in):
     assert page.locator("#test-result").inner_text().startswith("Refused: it matches “fake passport”.")
 
 
-def test_staff_open_the_cost_report_and_see_its_charts(signed_in):
+@pytest.fixture
+def images_this_week(transactional_db):
+    """Made before anyone signs in: the overview then sums up the closed days with them in."""
     user = UserFactory()
     now = timezone.now()
     for days_ago, cost in [(0, "0.134"), (1, "0.24"), (1, "0.134"), (5, "0.134")]:
         Generation.objects.create(
             user=user,
+            tier=user.tier.name,
             chat_id=1,
             prompt="p",
             status="delivered",
             cost_usd=cost,
             created_at=now - timedelta(days=days_ago),
         )
+
+
+def test_staff_open_the_cost_report_and_see_its_charts(images_this_week, signed_in):
     page = signed_in
     page.get_by_role("link", name="Costs").click()
     spend_line = page.locator("svg polyline, svg path").first
@@ -110,7 +116,8 @@ def test_staff_open_the_cost_report_and_see_its_charts(signed_in):
     box = page.locator("svg").first.bounding_box()
     assert box["width"] > 300 and box["height"] > 100  # drawn, at a readable size
     assert page.locator("svg rect").count() >= 30  # a bar per day of the 30-day range
-    assert "$0.64" in page.content()
+    expect(page.locator(".card", has_text="spent").locator("b")).to_have_text("$0.64")
+    expect(page.locator(".card", has_text="images delivered").locator("b")).to_have_text("4")
 
 
 def test_staff_send_a_broadcast_to_one_tier_and_watch_it_finish(signed_in, bot_settings, tg, monkeypatch):
