@@ -122,8 +122,10 @@ def _unchanged_since(instance, names, seen):
 def save_tier(*, actor, tier=None, seen=None, **fields):
     """Create a tier (tier=None) or change one; making it the default takes that from the other.
     `seen`: the version() of the tier the change was made on, when it was shown to staff."""
+    defaults = Tier.objects.filter(is_default=True).values_list("pk", flat=True) if fields.get("is_default") else []
+    locked = _lock_tiers(tier.pk if tier else None, *defaults)
     if tier is not None:
-        tier = Tier.objects.select_for_update().get(pk=tier.pk)
+        tier = locked[tier.pk]
         _unchanged_since(tier, TIER_FIELDS, seen)
     before = _fields(tier, TIER_FIELDS) if tier else {}
     tier = tier or Tier()
@@ -139,7 +141,7 @@ def save_tier(*, actor, tier=None, seen=None, **fields):
 @transaction.atomic
 def delete_tier(*, actor, tier, move_to=None):
     """Delete a tier; its users move to `move_to`, which is required when it has any."""
-    tier = Tier.objects.select_for_update().get(pk=tier.pk)  # broadcasts.start takes it too
+    tier = _lock_tiers(tier.pk, move_to.pk if move_to else None)[tier.pk]  # broadcasts.start takes it too
     sending = Broadcast.objects.filter(
         tier=tier,
         status__in=[Broadcast.Status.QUEUED, Broadcast.Status.SENDING],
@@ -161,6 +163,13 @@ def delete_tier(*, actor, tier, move_to=None):
         Tier.objects.filter(pk=move_to.pk).update(is_default=True)
     after = {"users_moved_to": move_to.name, "users_moved": moved} if move_to else {}
     record(actor, "tier.delete", f"tier {before['name']}", before, after)
+
+
+def _lock_tiers(*pks):
+    """{pk: tier} of these tiers, locked until commit; always in pk order, so two staff changing
+    the same tiers at once wait for each other instead of deadlocking."""
+    wanted = [pk for pk in pks if pk is not None]
+    return {tier.pk: tier for tier in Tier.objects.select_for_update().filter(pk__in=wanted).order_by("pk")}
 
 
 def check_phrase(phrase, keyword=None):

@@ -12,7 +12,7 @@ from decimal import Decimal
 from django.conf import settings
 from django.core.cache import cache
 from django.db import IntegrityError, connection, transaction
-from django.db.models import BigIntegerField, Count, Q, Sum
+from django.db.models import BigIntegerField, Count, Min, Q, Sum
 from django.db.models.functions import Cast, Round, TruncDate
 from django.utils import timezone
 
@@ -43,17 +43,20 @@ def latency_buckets():
 
 
 def first_open_day():
-    """Days before this one are closed: summed up once, never again. Yesterday closes once none of its
-    jobs is queued or running any more, and not before twice STALE_GENERATION_SECONDS after midnight:
-    a paid call that outlives its expired job still logs its cost (within the provider's timeout)."""
+    """Days before this one are closed: summed up once, never again. A day closes once none of its
+    jobs is queued or running any more (one left open while the bot was down keeps its day open until
+    the bot's sweeper expires it), and not before twice STALE_GENERATION_SECONDS after its midnight: a
+    paid call that outlives its expired job still logs its cost (within the provider's timeout)."""
     today = timezone.localdate()
     midnight = start_of(today)
+    oldest_open = Generation.objects.filter(status__in=Generation.OPEN, created_at__lt=midnight).aggregate(
+        oldest=Min("created_at")
+    )["oldest"]
+    first = timezone.localdate(oldest_open) if oldest_open else today
     # Real time since midnight: an aware now() in UTC, so a clock change at midnight doesn't count.
     if timezone.now() - midnight < timedelta(seconds=2 * settings.STALE_GENERATION_SECONDS):
-        return today - timedelta(days=1)
-    if Generation.objects.filter(status__in=Generation.OPEN, created_at__lt=midnight).exists():
-        return today - timedelta(days=1)
-    return today
+        first = min(first, today - timedelta(days=1))
+    return first
 
 
 def closed(first, last):

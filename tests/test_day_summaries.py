@@ -175,3 +175,17 @@ def test_a_clock_change_at_midnight_does_not_close_yesterday_early(settings):
     thirty_seconds_after_midnight = datetime(2024, 4, 26, 1, 0, 30, tzinfo=ZoneInfo("Africa/Cairo"))
     with mock.patch("django.utils.timezone.now", return_value=thirty_seconds_after_midnight.astimezone(UTC)):
         assert summaries.first_open_day() == date(2024, 4, 25)
+
+
+def test_a_job_left_open_while_the_bot_was_down_keeps_its_day_open_until_it_is_expired(settings):
+    settings.STALE_GENERATION_SECONDS = 0
+    user = UserFactory()
+    made(user, 3)
+    job = made(user, 3, status="running", cost="0")
+    day = timezone.localdate() - timedelta(days=3)
+    assert summaries.first_open_day() == day
+    summaries.rows(day - timedelta(days=1), timezone.localdate())  # a report meanwhile sums up nothing from then on
+    Generation.objects.filter(pk=job.pk).update(status="failed", error_code="interrupted")  # the sweeper, once back
+    assert summaries.first_open_day() == timezone.localdate()
+    [row] = costreports.by_day(summaries.rows(day, day), day, day)
+    assert (row["delivered"], row["failed"]) == (1, 1)
