@@ -4,7 +4,7 @@ from collections import Counter
 from decimal import Decimal
 
 from django.conf import settings
-from django.db.models import Count, Q, Sum
+from django.db.models import Count, Sum
 from django.utils import timezone
 
 from botcore.models import Generation
@@ -18,32 +18,23 @@ def day_start(now=None):
     return summaries.start_of(timezone.localdate(now))
 
 
-def today(now=None):
-    Status = Generation.Status
-    return Generation.objects.filter(created_at__gte=day_start(now)).aggregate(
-        delivered=Count("pk", filter=Q(status=Status.DELIVERED)),
-        failed=Count("pk", filter=Q(status=Status.FAILED)),
-        refused=Count("pk", filter=Q(status=Status.REFUSED)),
-        in_progress=Count("pk", filter=Q(status__in=Generation.OPEN)),
-        spend=Sum("cost_usd", default=0),
-    )
-
-
-def period(since):
-    """Figures of the generations created since `since` (a midnight in TIME_ZONE)."""
-    return figures_of(summaries.rows(timezone.localdate(since), timezone.localdate()))
+def today():
+    """Today's figures (figures_of): the day is still open, so they are summed from its generations."""
+    day = timezone.localdate()
+    return figures_of(summaries.rows(day, day))
 
 
 def figures_of(rows):
-    """Images by outcome, spend, success rate, latency percentiles and failures by kind, folded
-    from DaySummary rows (summaries.rows)."""
+    """Images by outcome (and in progress), spend, success rate, latency percentiles and failures by
+    kind, folded from DaySummary rows (summaries.rows)."""
     Status = Generation.Status
-    figures = {"delivered": 0, "failed": 0, "refused": 0, "cache_hits": 0, "spend": Decimal(0)}
+    figures = {"delivered": 0, "failed": 0, "refused": 0, "in_progress": 0, "cache_hits": 0, "spend": Decimal(0)}
     counts = [0] * len(LATENCY_BUCKETS_MS)
     failures = Counter()
     for row in rows:
         if row.status in (Status.DELIVERED, Status.FAILED, Status.REFUSED):
             figures[row.status] += row.images
+        figures["in_progress"] += row.images if row.status in Generation.OPEN else 0
         figures["cache_hits"] += row.images if row.cache_hit else 0
         figures["spend"] += row.spend
         if row.status == Status.DELIVERED:

@@ -59,10 +59,15 @@ def first_open_day():
     return first
 
 
+def _closed_until(last):
+    """The day after the last closed one up to `last`: reports read the generations from there on."""
+    return min(last + timedelta(1), first_open_day())
+
+
 def closed(first, last):
     """The DaySummary rows of the closed days from `first` to `last` (summing up any day not yet
     done), and the first day they don't cover: callers read the generations from there on."""
-    end = min(last + timedelta(1), first_open_day())
+    end = _closed_until(last)
     if first >= end:
         return DaySummary.objects.none(), first
     done = set(SummarizedDay.objects.filter(day__gte=first, day__lt=end).values_list("day", flat=True))
@@ -110,7 +115,7 @@ class UserTotals:
 def user_totals(first, last):
     """The UserTotals of the closed days from `first` to `last`, and the first day they don't
     cover: callers read the generations from there on."""
-    end = min(last + timedelta(1), first_open_day())
+    end = _closed_until(last)
     if first >= end:
         return UserTotals(), first
     key = f"dashboard:user-totals:v1:{first}:{end}"  # v: UserTotals's pickled shape

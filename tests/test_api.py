@@ -248,3 +248,13 @@ def test_the_api_refuses_what_the_dashboard_refuses_naming_the_field(api):
     assert fields == ["phrase", "tier", "__all__", "expires_at"]
     assert "the same as the keyword “bad word”" in refusals[0].json()["detail"][0]["msg"]
     assert BannedKeyword.objects.count() == 1 and not AuditEntry.objects.exists()
+
+
+def test_stats_count_todays_images_by_outcome_and_those_in_progress(api):
+    user = UserFactory()
+    (delivered,) = ask(user)
+    generations.finish(delivered, Generation.Status.DELIVERED, cost_usd="0.134")
+    ask(user)
+    stats = api.get("/api/stats").json()
+    assert (stats["delivered"], stats["failed"], stats["in_progress"]) == (1, 0, 1)
+    assert stats["spend"] == pytest.approx(0.134)

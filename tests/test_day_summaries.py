@@ -106,7 +106,7 @@ def test_a_period_adds_summed_days_and_live_ones_with_latency_percentiles():
         for latency in [3_000] * 9 + [50_000]:
             made(user, days_ago, total_latency_ms=latency)
         made(user, days_ago, status="failed", cost="0", error_code="timeout")
-    figures = reports.period(summaries.start_of(timezone.localdate() - timedelta(days=6)))
+    figures = reports.figures_of(summaries.rows(timezone.localdate() - timedelta(days=6), timezone.localdate()))
     assert (figures["delivered"], figures["failed"], figures["spend"]) == (20, 2, Decimal("2.68"))
     assert (figures["p50_ms"], figures["p95_ms"]) == (5_000, 60_000)
     assert figures["failures"] == [{"error_code": "timeout", "count": 2}]
