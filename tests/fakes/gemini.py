@@ -14,17 +14,15 @@ import json
 import os
 import re
 import secrets
-import threading
 import time
 import traceback
-from collections import deque
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from urllib.parse import parse_qs, urlsplit
 
 from PIL import Image
 
-from .http import send, serve, shutdown, wait_until
+from .http import ImageApiFake, send, wait_until
 
 # Output sizes for imageSize "1K" from Google's docs; "2K" doubles them, "4K" quadruples.
 SIZES_1K = {
@@ -122,49 +120,19 @@ def _validate(body) -> str | None:
     return None
 
 
-class FakeGemini:
+class FakeGemini(ImageApiFake):
+    KINDS = KINDS
+
     def __init__(self, api_key: str = "test-key"):
+        super().__init__()
         self.api_key = api_key
-        self.latency = 0.0  # seconds slept per request, in the handler thread
         self.image_format = "PNG"  # or "JPEG"
         self.noisy = False  # random pixels, True or a share of rows: big files (a 4K noisy PNG is ~50 MB)
         self.with_thought_image = False  # Gemini 3 Pro: an interim "thought" image first
         self.requests: list[Received] = []
-        self.in_flight = 0
-        self.max_in_flight = 0
-        self._lock = threading.Lock()
-        self._queue: deque[tuple[str, dict]] = deque()
         self._images: dict[tuple, str] = {}  # (width, height, format, noisy, color) -> base64
-        self._stopping = threading.Event()
-        self._server: ThreadingHTTPServer | None = None
-
-    # ----- lifecycle -----
-    def start(self) -> FakeGemini:
-        self._stopping.clear()
-        self._server = serve(self)
-        self.base_url = f"http://127.0.0.1:{self._server.server_address[1]}"
-        return self
-
-    def stop(self) -> None:
-        self._stopping.set()  # cut short latency/delay sleeps
-        if self._server:
-            shutdown(self._server)
-            self._server = None
-
-    def __enter__(self) -> FakeGemini:
-        return self.start()
-
-    def __exit__(self, *exc) -> None:
-        self.stop()
 
     # ----- test-side API -----
-    def enqueue(self, kind: str, **kw) -> None:
-        """Queue a behaviour for one future request (FIFO); see the _kind_* methods."""
-        if kind not in KINDS:
-            raise ValueError(f"unknown kind {kind!r}; expected one of {sorted(KINDS)}")
-        with self._lock:
-            self._queue.append((kind, kw))
-
     async def wait_for(self, predicate, timeout: float = 10, what: str = "condition"):
         def describe():
             with self._lock:
@@ -190,23 +158,17 @@ class FakeGemini:
         except ValueError:
             body = None
         headers = {k.lower(): v for k, v in handler.headers.items()}
-        with self._lock:
-            self.requests.append(Received(match[1], body, headers, time.monotonic()))
-            self.in_flight += 1
-            self.max_in_flight = max(self.max_in_flight, self.in_flight)
-        try:
-            key = headers.get("x-goog-api-key") or parse_qs(url.query).get("key", [None])[0]
-            status, answer = self._answer(match[1], body, key)
-            if isinstance(answer, bytes):  # "garbage"
-                return send(handler, status, answer, "text/html; charset=utf-8")
-            send(handler, status, json.dumps(answer).encode(), "application/json; charset=UTF-8")
-        except Exception:  # a bug in the fake: make it visible instead of hanging the test
-            traceback.print_exc()
-            status, answer = _error(500, "fake crashed")
-            send(handler, status, json.dumps(answer).encode(), "application/json")
-        finally:
-            with self._lock:
-                self.in_flight -= 1
+        with self._in_flight(Received(match[1], body, headers, time.monotonic())):
+            try:
+                key = headers.get("x-goog-api-key") or parse_qs(url.query).get("key", [None])[0]
+                status, answer = self._answer(match[1], body, key)
+                if isinstance(answer, bytes):  # "garbage"
+                    return send(handler, status, answer, "text/html; charset=utf-8")
+                send(handler, status, json.dumps(answer).encode(), "application/json; charset=UTF-8")
+            except Exception:  # a bug in the fake: make it visible instead of hanging the test
+                traceback.print_exc()
+                status, answer = _error(500, "fake crashed")
+                send(handler, status, json.dumps(answer).encode(), "application/json")
 
     def _answer(self, model: str, body, key: str | None) -> tuple[int, dict | bytes]:
         if key != self.api_key:
@@ -222,9 +184,7 @@ class FakeGemini:
             )
         if problem := _validate(body):
             return _error(400, problem)
-        with self._lock:
-            kind, kw = self._queue.popleft() if self._queue else ("image", {})
-        self._stopping.wait(self.latency)
+        kind, kw = self._next_behaviour()
         return getattr(self, "_kind_" + kind)(model, body, **kw)
 
     # ----- answers: _kind_<kind>(model, body, **kw) -> (status, JSON dict or raw bytes) -----

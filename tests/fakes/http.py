@@ -1,10 +1,13 @@
-"""What both fake servers share: a threaded HTTP server on 127.0.0.1 that hands each request
-to its fake's `_handle(handler)`, and an async wait that never blocks the bot's event loop."""
+"""What the fake servers share: a threaded HTTP server on 127.0.0.1 that hands each request to its
+fake's `_handle(handler)`, an async wait that never blocks the bot's event loop, and (ImageApiFake)
+the lifecycle and queue of behaviours of the fake image APIs."""
 
 import asyncio
 import sys
 import threading
 import time
+from collections import deque
+from contextlib import contextmanager
 from email.parser import BytesHeaderParser
 from email.utils import collapse_rfc2231_value
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -45,6 +48,68 @@ def serve(fake) -> ThreadingHTTPServer:
 def shutdown(server: ThreadingHTTPServer) -> None:
     server.shutdown()
     server.server_close()
+
+
+class ImageApiFake:
+    """A fake image API: started and stopped (or used as a context manager), answering each request
+    with the next queued behaviour, one of KINDS, or "image" when none is queued."""
+
+    KINDS: frozenset[str] = frozenset()
+
+    def __init__(self):
+        self.latency = 0.0  # seconds slept per API request, in the handler thread
+        self.requests = []
+        self.in_flight = 0
+        self.max_in_flight = 0
+        self._lock = threading.Lock()
+        self._queue: deque[tuple[str, dict]] = deque()
+        self._stopping = threading.Event()
+        self._server: ThreadingHTTPServer | None = None
+
+    def start(self):
+        self._stopping.clear()
+        self._server = serve(self)
+        self.base_url = f"http://127.0.0.1:{self._server.server_address[1]}"
+        return self
+
+    def stop(self) -> None:
+        self._stopping.set()  # cut short latency and delay sleeps
+        if self._server:
+            shutdown(self._server)
+            self._server = None
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+    def enqueue(self, kind: str, **kw) -> None:
+        """Queue a behaviour for one future API request (FIFO); see the fake's _kind_* methods."""
+        if kind not in self.KINDS:
+            raise ValueError(f"unknown kind {kind!r}; expected one of {sorted(self.KINDS)}")
+        with self._lock:
+            self._queue.append((kind, kw))
+
+    @contextmanager
+    def _in_flight(self, received):
+        """Record a request and count it in flight while it is answered."""
+        with self._lock:
+            self.requests.append(received)
+            self.in_flight += 1
+            self.max_in_flight = max(self.max_in_flight, self.in_flight)
+        try:
+            yield
+        finally:
+            with self._lock:
+                self.in_flight -= 1
+
+    def _next_behaviour(self) -> tuple[str, dict]:
+        """The queued behaviour for this request, after the fake's latency."""
+        with self._lock:
+            kind, kw = self._queue.popleft() if self._queue else ("image", {})
+        self._stopping.wait(self.latency)
+        return kind, kw
 
 
 def send(handler: BaseHTTPRequestHandler, status: int, body: bytes, ctype: str) -> None:

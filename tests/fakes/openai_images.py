@@ -15,17 +15,15 @@ import io
 import json
 import re
 import secrets
-import threading
 import time
 import traceback
-from collections import deque
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from urllib.parse import urlsplit
 
 from PIL import Image, UnidentifiedImageError
 
-from .http import parse_multipart, send, serve, shutdown, wait_until
+from .http import ImageApiFake, parse_multipart, send, wait_until
 
 ROUTES = {"/v1/images/generations": "generations", "/v1/images/edits": "edits"}
 COMMON_PARAMS = {"model", "prompt", "n", "size", "response_format", "quality", "background", "output_format"}
@@ -167,47 +165,17 @@ def _validate(route: str, fields: dict, file_fields: list[str], files: list[tupl
     return None
 
 
-class FakeOpenAIImages:
+class FakeOpenAIImages(ImageApiFake):
+    KINDS = KINDS
+
     def __init__(self, api_key: str = "sk-test-0123456789abcdef"):
+        super().__init__()
         self.api_key = api_key
-        self.latency = 0.0  # seconds slept per API request, in the handler thread
         self.requests: list[Received] = []  # every request, file downloads included
-        self.in_flight = 0
-        self.max_in_flight = 0
-        self._lock = threading.Lock()
-        self._queue: deque[tuple[str, dict]] = deque()
         self._images: dict[tuple, bytes] = {}  # (width, height, format, color) -> encoded image
         self._files: dict[str, tuple[bytes, str]] = {}  # id served at /files/<id>.<ext> -> (bytes, type)
-        self._stopping = threading.Event()
-        self._server: ThreadingHTTPServer | None = None
-
-    # ----- lifecycle -----
-    def start(self) -> FakeOpenAIImages:
-        self._stopping.clear()
-        self._server = serve(self)
-        self.base_url = f"http://127.0.0.1:{self._server.server_address[1]}"
-        return self
-
-    def stop(self) -> None:
-        self._stopping.set()  # cut short latency sleeps
-        if self._server:
-            shutdown(self._server)
-            self._server = None
-
-    def __enter__(self) -> FakeOpenAIImages:
-        return self.start()
-
-    def __exit__(self, *exc) -> None:
-        self.stop()
 
     # ----- test-side API -----
-    def enqueue(self, kind: str, **kw) -> None:
-        """Queue a behaviour for one future API request (FIFO); see the _kind_* methods."""
-        if kind not in KINDS:
-            raise ValueError(f"unknown kind {kind!r}; expected one of {sorted(KINDS)}")
-        with self._lock:
-            self._queue.append((kind, kw))
-
     async def wait_for(self, predicate, timeout: float = 10, what: str = "condition"):
         def describe():
             with self._lock:
@@ -230,22 +198,16 @@ class FakeOpenAIImages:
         fields, named_files = self._parse(handler, route, raw)
         file_fields = [name for name, _ in named_files]
         files = [file for _, file in named_files]
-        with self._lock:
-            self.requests.append(Received("POST", path, fields, files, headers, time.monotonic(), file_fields))
-            self.in_flight += 1
-            self.max_in_flight = max(self.max_in_flight, self.in_flight)
-        try:
-            status, answer = self._answer(route, fields, file_fields, files, headers, handler)
-            if isinstance(answer, bytes):  # "garbage"
-                return send(handler, status, answer, "text/html")
-            send(handler, status, json.dumps(answer).encode(), "application/json")
-        except Exception:  # a bug in the fake: make it visible instead of hanging the test
-            traceback.print_exc()
-            status, answer = _error(500, "fake crashed", "server_error")
-            send(handler, status, json.dumps(answer).encode(), "application/json")
-        finally:
-            with self._lock:
-                self.in_flight -= 1
+        with self._in_flight(Received("POST", path, fields, files, headers, time.monotonic(), file_fields)):
+            try:
+                status, answer = self._answer(route, fields, file_fields, files, headers, handler)
+                if isinstance(answer, bytes):  # "garbage"
+                    return send(handler, status, answer, "text/html")
+                send(handler, status, json.dumps(answer).encode(), "application/json")
+            except Exception:  # a bug in the fake: make it visible instead of hanging the test
+                traceback.print_exc()
+                status, answer = _error(500, "fake crashed", "server_error")
+                send(handler, status, json.dumps(answer).encode(), "application/json")
 
     def _parse(self, handler, route: str, raw: bytes) -> tuple[dict | None, list]:
         """(fields, [(field name, file)]) of the body; fields is None when it is not the route's format."""
@@ -291,9 +253,7 @@ class FakeOpenAIImages:
             return _invalid(f"Invalid Content-Type header ({content_type}), expected multipart/form-data.", code=None)
         if answer := _validate(route, fields, file_fields, files):
             return answer
-        with self._lock:
-            kind, kw = self._queue.popleft() if self._queue else ("image", {})
-        self._stopping.wait(self.latency)
+        kind, kw = self._next_behaviour()
         return getattr(self, "_kind_" + kind)(fields, **kw)
 
     def _download(self, handler, path: str, headers: dict) -> None:
