@@ -66,6 +66,11 @@ class Generation(models.Model):
     created_at = models.DateTimeField(default=timezone.now)
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
+    # Who runs a started job, until when: the runner renews the lease while it works, so a job whose
+    # lease ran out belongs to a process that died, and is recovered without waiting for the stale sweep.
+    runner = models.CharField(max_length=100, blank=True)
+    lease_until = models.DateTimeField(null=True, blank=True)
+    attempts = models.PositiveSmallIntegerField(default=0, help_text="Times a runner took this job.")
 
     class Meta:
         ordering = ["-created_at"]
@@ -76,6 +81,7 @@ class Generation(models.Model):
             models.Index(fields=["model", "resolution", "created_at"]),
             models.Index(fields=["chat_id", "result_message_id"]),
             models.Index(fields=["chat_id", "document_message_id"]),
+            models.Index(fields=["status", "lease_until"]),
         ]
 
     def __str__(self):
@@ -84,3 +90,14 @@ class Generation(models.Model):
     @property
     def is_open(self):
         return self.status in self.OPEN
+
+
+class ProcessedUpdate(models.Model):
+    """A Telegram update the bot has taken: Telegram sends an update again when a webhook answer is
+    slow or a poll is cut, and the second copy must not make a second (paid) image."""
+
+    update_id = models.BigIntegerField(primary_key=True)
+    received_at = models.DateTimeField(default=timezone.now, db_index=True)
+
+    def __str__(self):
+        return str(self.update_id)
