@@ -13,7 +13,7 @@ def main():
 
         settings.INSTALLED_APPS  # noqa: B018 - load settings now, to report bad configuration in one line
     except ImproperlyConfigured as exc:
-        sys.exit(f"nanobot: configuration error: {exc}")
+        sys.exit("\n".join(f"nanobot: configuration error: {problem}" for problem in str(exc).splitlines()))
     execute_from_command_line(sys.argv)
 
 

@@ -1,7 +1,7 @@
 """Settings come from the environment and an optional .env file (see .env.example).
 
-Every value is parsed strictly: a missing required variable or a malformed one stops
-start-up with one line naming it (manage.py prints it without a traceback).
+Every value is parsed strictly: missing required variables and malformed ones stop start-up
+with one line naming each, all of them at once (manage.py prints them without a traceback).
 """
 
 import json
@@ -23,16 +23,26 @@ if _env_file and Path(_env_file).is_file():
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off", ""}
 
+# What is wrong with the configuration, raised together at the end of this file so an operator
+# fixes everything in one go rather than one variable per restart.
+_problems = []
+
+
+def _problem(message):
+    _problems.append(message)
+
 
 def _setting(name, cast=str, default=environ.Env.NOTSET):
     if os.environ.get(name, "") == "":  # set but empty counts as unset, like a blank line in .env
         if default is environ.Env.NOTSET:
-            raise ImproperlyConfigured(f"{name} is not set; add it to .env or the environment")
+            _problem(f"{name} is not set; add it to .env or the environment")
+            return ""
         return default
     try:
         return env.get_value(name, cast=cast)
     except (TypeError, ValueError) as exc:
-        raise ImproperlyConfigured(f"{name} has an invalid value: {exc}") from None
+        _problem(f"{name} has an invalid value: {exc}")
+        return "" if default is environ.Env.NOTSET else default
 
 
 def envbool(name, default):
@@ -41,7 +51,8 @@ def envbool(name, default):
         return True
     if value in _FALSE:
         return False
-    raise ImproperlyConfigured(f"{name} must be true or false, not {value!r}")
+    _problem(f"{name} must be true or false, not {value!r}")
+    return default
 
 
 def envint(name, default):
@@ -63,7 +74,7 @@ def envlist(name, default):
 DEBUG = envbool("DEBUG", False)
 SECRET_KEY = envstr("SECRET_KEY", "")
 if not SECRET_KEY:
-    raise ImproperlyConfigured("SECRET_KEY is not set; add it to .env or the environment")
+    _problem("SECRET_KEY is not set; add it to .env or the environment")
 
 ALLOWED_HOSTS = envlist("ALLOWED_HOSTS", ["127.0.0.1", "localhost"])
 CSRF_TRUSTED_ORIGINS = envlist("CSRF_TRUSTED_ORIGINS", [])
@@ -112,7 +123,8 @@ TEMPLATES = [
 
 _database_url = envstr("DATABASE_URL", f"sqlite:///{BASE_DIR / 'db.sqlite3'}")
 if _database_url.split(":", 1)[0] not in environ.Env.DB_SCHEMES:
-    raise ImproperlyConfigured("DATABASE_URL must start with sqlite://, postgres:// or another supported scheme")
+    _problem("DATABASE_URL must start with sqlite://, postgres:// or another supported scheme")
+    _database_url = "sqlite://"
 DATABASES = {"default": env.db_url_config(_database_url)}
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # IMMEDIATE transactions take SQLite's write lock up front, so concurrent quota
@@ -129,7 +141,8 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 # The default, each process's own memory, is right for one bot and one web process.
 _cache_url = envstr("CACHE_URL", "locmemcache://")
 if _cache_url.split(":", 1)[0] not in environ.Env.CACHE_SCHEMES:
-    raise ImproperlyConfigured("CACHE_URL must start with redis://, locmemcache:// or another supported scheme")
+    _problem("CACHE_URL must start with redis://, locmemcache:// or another supported scheme")
+    _cache_url = "locmemcache://"
 CACHES = {"default": env.cache_url_config(_cache_url)}
 
 AUTH_PASSWORD_VALIDATORS = [
@@ -158,17 +171,17 @@ TELEGRAM_BASE_FILE_URL = envstr("TELEGRAM_BASE_FILE_URL", "https://api.telegram.
 # X-Telegram-Bot-Api-Secret-Token header of every update (`manage.py setwebhook` registers it).
 TELEGRAM_WEBHOOK_SECRET = envstr("TELEGRAM_WEBHOOK_SECRET", "")
 if TELEGRAM_WEBHOOK_SECRET and not re.fullmatch(r"[A-Za-z0-9_-]{16,256}", TELEGRAM_WEBHOOK_SECRET):
-    raise ImproperlyConfigured("TELEGRAM_WEBHOOK_SECRET must be 16-256 characters of A-Z, a-z, 0-9, _ and -")
+    _problem("TELEGRAM_WEBHOOK_SECRET must be 16-256 characters of A-Z, a-z, 0-9, _ and -")
 try:
     ADMIN_TELEGRAM_IDS = [int(i) for i in envlist("ADMIN_TELEGRAM_IDS", [])]
 except ValueError:
-    raise ImproperlyConfigured("ADMIN_TELEGRAM_IDS must be Telegram user ids separated by commas") from None
+    _problem("ADMIN_TELEGRAM_IDS must be Telegram user ids separated by commas")
 
 # Image providers, tried in this order: the next one serves when one is down.
 PROVIDER_KEYS = {"gemini": "GEMINI_API_KEY", "openai": "OPENAI_IMAGES_API_KEY"}
 IMAGE_PROVIDERS = envlist("IMAGE_PROVIDERS", ["gemini"])
 if not IMAGE_PROVIDERS or set(IMAGE_PROVIDERS) - set(PROVIDER_KEYS) or len(set(IMAGE_PROVIDERS)) < len(IMAGE_PROVIDERS):
-    raise ImproperlyConfigured("IMAGE_PROVIDERS must list gemini and/or openai, each once, e.g. gemini,openai")
+    _problem("IMAGE_PROVIDERS must list gemini and/or openai, each once, e.g. gemini,openai")
 # A provider failing this many times in a row is skipped for PROVIDER_BREAKER_SECONDS.
 PROVIDER_BREAKER_FAILURES = envint("PROVIDER_BREAKER_FAILURES", 3)
 PROVIDER_BREAKER_SECONDS = envfloat("PROVIDER_BREAKER_SECONDS", 60.0)
@@ -198,9 +211,7 @@ try:
         for provider, models in IMAGE_PRICES.items()
     }
 except (ValueError, AttributeError, ArithmeticError) as exc:
-    raise ImproperlyConfigured(
-        f'IMAGE_PRICES must be JSON like {{"provider": {{"model": {{"2K": 0.134}}}}}}: {exc}'
-    ) from None
+    _problem(f'IMAGE_PRICES must be JSON like {{"provider": {{"model": {{"2K": 0.134}}}}}}: {exc}')
 
 # What the bot keeps and how it answers.
 MEDIA_ROOT = Path(envstr("MEDIA_ROOT", str(BASE_DIR / "media")))
@@ -215,13 +226,13 @@ ALBUM_WAIT_SECONDS = envfloat("ALBUM_WAIT_SECONDS", 1.5)
 # both: the photo, plus the original file whenever the photo isn't it.
 DELIVERY_MODE = envstr("DELIVERY_MODE", "both")
 if DELIVERY_MODE not in ("photo", "document", "both"):
-    raise ImproperlyConfigured("DELIVERY_MODE must be photo, document or both")
+    _problem("DELIVERY_MODE must be photo, document or both")
 
 # Spend the overview compares this month's cost with (USD; empty: no budget).
 try:
     MONTHLY_BUDGET_USD = Decimal(envstr("MONTHLY_BUDGET_USD", "0")) or None
 except ArithmeticError:
-    raise ImproperlyConfigured("MONTHLY_BUDGET_USD must be a number of US dollars, e.g. 500") from None
+    _problem("MONTHLY_BUDGET_USD must be a number of US dollars, e.g. 500")
 
 # Generations stuck queued or running this long (a crashed bot or worker) give their quota back.
 STALE_GENERATION_SECONDS = envint("STALE_GENERATION_SECONDS", 900)
@@ -242,3 +253,7 @@ LOGGING = {
     # httpx logs every request URL at INFO, and Bot API URLs carry the bot token.
     "loggers": {"httpx": {"level": "WARNING"}, "httpcore": {"level": "WARNING"}},
 }
+
+# Keep this last: every setting above has been read, so every problem is known.
+if _problems:
+    raise ImproperlyConfigured("\n".join(_problems))

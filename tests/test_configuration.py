@@ -40,6 +40,17 @@ def test_bad_configuration_is_one_clear_line(env, named):
     assert line.startswith("nanobot: configuration error:") and named in line
 
 
+def test_every_bad_setting_is_named_in_one_run():
+    result = manage("check", DEBUG="maybe", PROVIDER_MAX_RETRIES="two", DELIVERY_MODE="fax")
+    assert result.returncode != 0
+    assert result.stderr.strip().splitlines() == [
+        "nanobot: configuration error: DEBUG must be true or false, not 'maybe'",
+        "nanobot: configuration error: SECRET_KEY is not set; add it to .env or the environment",
+        "nanobot: configuration error: PROVIDER_MAX_RETRIES has an invalid value: invalid literal for int() with base 10: 'two'",
+        "nanobot: configuration error: DELIVERY_MODE must be photo, document or both",
+    ]
+
+
 @pytest.mark.parametrize("missing", ["TELEGRAM_BOT_TOKEN", "GEMINI_API_KEY", "OPENAI_IMAGES_API_KEY"])
 def test_runbot_says_what_to_set(settings, missing):
     settings.IMAGE_PROVIDERS = ["gemini", "openai"]
@@ -47,5 +58,15 @@ def test_runbot_says_what_to_set(settings, missing):
     settings.GEMINI_API_KEY = "key"
     settings.OPENAI_IMAGES_API_KEY = "key"
     setattr(settings, missing, "")
-    with pytest.raises(CommandError, match=f"{missing} is not set"):
+    with pytest.raises(CommandError, match=f"^{missing} is not set"):
         call_command("runbot")
+
+
+def test_runbot_names_every_missing_key_at_once(settings):
+    settings.IMAGE_PROVIDERS = ["gemini", "openai"]
+    settings.TELEGRAM_BOT_TOKEN = settings.GEMINI_API_KEY = settings.OPENAI_IMAGES_API_KEY = ""
+    with pytest.raises(CommandError) as error:
+        call_command("runbot")
+    assert str(error.value) == (
+        "TELEGRAM_BOT_TOKEN, GEMINI_API_KEY and OPENAI_IMAGES_API_KEY are not set; add them to .env or the environment"
+    )
