@@ -28,8 +28,8 @@ async def client():
         yield client
 
 
-def provider_for(relay, client, api_key=KEY, timeout=10.0):
-    return OpenAICompatProvider(client=client, api_key=api_key, base_url=relay.base_url, model=MODEL, timeout=timeout)
+def provider_for(relay, client, api_key=KEY, timeout=10.0, model=MODEL):
+    return OpenAICompatProvider(client=client, api_key=api_key, base_url=relay.base_url, model=model, timeout=timeout)
 
 
 def png(width, height, color=(200, 30, 30), fmt="PNG"):
@@ -62,6 +62,29 @@ async def failure_of(relay, client, **provider_kw):
 )
 def test_size_keeps_the_long_side_and_rounds_the_short_side_to_64(resolution, aspect_ratio, size):
     assert size_for(resolution, aspect_ratio) == size
+
+
+@pytest.mark.parametrize(
+    "model, resolution, aspect_ratio, size",
+    [
+        ("gpt-image-1", "4K", "16:9", "1536x1024"),
+        ("gpt-image-1.5", "2K", "9:16", "1024x1536"),
+        ("gpt-image-1-mini", "1K", "1:1", "1024x1024"),
+        ("gpt-image-2", "4K", "16:9", "3840x2160"),
+        ("gpt-image-2", "4K", "1:1", "2880x2880"),
+        ("gpt-image-2", "2K", "21:9", "2048x864"),
+    ],
+)
+async def test_a_gpt_image_model_is_asked_for_a_size_it_takes_and_no_response_format(
+    relay, client, model, resolution, aspect_ratio, size
+):
+    provider = provider_for(relay, client, model=model)
+
+    result = await provider.generate(ImageRequest("a lighthouse at dusk", resolution, aspect_ratio))
+
+    assert "x".join(map(str, opened(result).size)) == size
+    [sent] = relay.requests
+    assert sent.fields == {"model": model, "prompt": "a lighthouse at dusk", "n": 1, "size": size}
 
 
 async def test_text_prompt_gives_an_image_of_the_requested_size(relay, client):
@@ -157,6 +180,18 @@ async def test_a_refusal_is_told_apart_from_a_malformed_request(relay, client, c
 
     assert error.code == expected and not error.transient
     assert len(relay.requests) == 1
+
+
+@pytest.mark.parametrize(
+    "code, param",
+    [("unknown_parameter", "response_format"), ("invalid_value", "size"), ("invalid_value", "model")],
+)
+async def test_a_request_the_model_does_not_take_is_for_the_operator_not_the_user(relay, client, code, param):
+    relay.enqueue("http_error", status=400, code=code, param=param, message=f"Invalid value for '{param}'.")
+
+    error = await failure_of(relay, client)
+
+    assert error.code == ProviderError.OPERATOR and not error.transient
 
 
 @pytest.mark.parametrize(

@@ -6,6 +6,7 @@ One attempt per call: retries and failover belong to the provider chain around i
 import base64
 import binascii
 import json
+import math
 import time
 
 import httpx
@@ -22,20 +23,66 @@ OPERATOR_CODES = {
     "billing_not_active",
     "invalid_api_key",
     "model_not_found",
+    "unknown_parameter",  # a field the model doesn't take: our request is wrong for it
 }
+# Fields we choose, not the user: a 400 naming one of them is ours to fix.
+OUR_FIELDS = {"model", "size", "response_format", "n", "quality", "output_format", "background", "moderation"}
 SAFETY_WORDS = ("content_policy", "safety", "moderation")
 
+# What each model family accepts, from OpenAI's images API reference (openai-python,
+# types/image_generate_params.py and image_edit_params.py):
+# - `response_format` "isn't supported for the GPT image models, which always return base64";
+# - gpt-image-1, gpt-image-1-mini, gpt-image-1.5 (and chatgpt-image-latest) take only the standard
+#   sizes 1024x1024, 1536x1024 (landscape) and 1024x1536 (portrait);
+# - gpt-image-2 takes any WIDTHxHEIGHT with both sides divisible by 16, a ratio between 1:3 and
+#   3:1, and at most 3840x2160.
+# Any other model (e.g. gemini-3-pro-image-preview behind a relay) gets the long side asked for.
+STANDARD_SIZES = ("gpt-image-1", "gpt-image-1-mini", "gpt-image-1.5", "chatgpt-image-latest")
+FREE_SIZES = ("gpt-image-2",)
+MAX_EDGE, MAX_PIXELS = 3840, 3840 * 2160
 
-def size_for(resolution, aspect_ratio):
+
+def family(model):
+    """"standard", "free" (a GPT image model) or "other", for a model name or a dated snapshot of one."""
+    for name, models in (("standard", STANDARD_SIZES), ("free", FREE_SIZES)):
+        if any(model == known or model.startswith(known + "-20") for known in models):
+            return name
+    return "other"
+
+
+def size_for(resolution, aspect_ratio, model=""):
     """OpenAI's "WIDTHxHEIGHT" for a resolution ("1K", "2K", "4K": the long side) and an aspect
-    ratio ("16:9"); the short side is rounded to a multiple of 64, which relays commonly require."""
+    ratio ("16:9"), as `model` accepts it."""
     try:
         long_side = LONG_SIDES[resolution]
         width, height = (int(side) for side in aspect_ratio.split(":"))
-        short_side = max(64, round(long_side * min(width, height) / max(width, height) / 64) * 64)
+        ratio = min(width, height) / max(width, height)
     except (KeyError, ValueError, ZeroDivisionError):
         raise ProviderError(ProviderError.BAD_REQUEST, f"no size for {resolution} {aspect_ratio}") from None
+    kind = family(model)
+    if kind == "standard":
+        return "1024x1024" if width == height else "1536x1024" if width > height else "1024x1536"
+    if kind == "free":
+        long_side = min(long_side, MAX_EDGE)
+        # A square 4K is over the pixel limit: the largest of that shape within it.
+        long_side = min(long_side, math.isqrt(MAX_PIXELS * max(width, height) // min(width, height)))
+        long_side -= long_side % 16
+        short_side = max(16, int(long_side * ratio) // 16 * 16)
+    else:  # rounded to a multiple of 64, which relays commonly require
+        short_side = max(64, round(long_side * ratio / 64) * 64)
     return f"{long_side}x{short_side}" if width >= height else f"{short_side}x{long_side}"
+
+
+def request_fields(model, request):
+    fields = {
+        "model": model,
+        "prompt": request.prompt,
+        "n": 1,
+        "size": size_for(request.resolution, request.aspect_ratio, model),
+    }
+    if family(model) == "other":
+        fields["response_format"] = "b64_json"
+    return fields
 
 
 class OpenAICompatProvider:
@@ -71,13 +118,7 @@ class OpenAICompatProvider:
 
     async def _post(self, request):
         """The image as (file, mime type), or its URL when the answer only links to it."""
-        fields = {
-            "model": self.model,
-            "prompt": request.prompt,
-            "n": 1,
-            "size": size_for(request.resolution, request.aspect_ratio),
-            "response_format": "b64_json",
-        }
+        fields = request_fields(self.model, request)
         images = request.input_images
         if images:
             # Multipart fields are text; `image[]` is how the API takes several images.
@@ -176,14 +217,17 @@ def http_error(response, api_key):
         message, code, kind = str(error), "", ""
     if api_key:  # some relays quote the key they were given; redacted before cutting, so no part of it stays
         message, code = message.replace(api_key, "***"), code.replace(api_key, "***")
+    param = str(error.get("param") or "") if isinstance(error, dict) else ""
     detail = f"HTTP {status}: {message[:300]}" + (f" ({code[:50]})" if code else "")
     words = f"{code} {kind} {message}".lower()
-    if code in OPERATOR_CODES or status in (401, 403, 404):
+    # A 400 naming a field we chose, or a field the model doesn't take, is our request's fault: the
+    # admins are told and the next provider tried, instead of asking the user to rephrase.
+    if code in OPERATOR_CODES or status in (401, 403, 404) or param in OUR_FIELDS:
         return ProviderError(ProviderError.OPERATOR, detail)
     if status == 429:
         return ProviderError(ProviderError.RATE_LIMITED, detail)
     if status >= 500:
         return ProviderError(ProviderError.UNAVAILABLE, detail)
-    if status == 400 and any(word in words for word in SAFETY_WORDS):
+    if status == 400 and any(word in words for word in SAFETY_WORDS):  # the user's prompt or images
         return ProviderError(ProviderError.SAFETY, detail)
     return ProviderError(ProviderError.BAD_REQUEST, detail)

@@ -34,8 +34,13 @@ PARAMS = {
 FILE_PARAMS = {"image", "image[]", "mask"}
 IMAGE_TYPES = {"image/png", "image/jpeg", "image/webp"}
 MAX_IMAGES = 16  # gpt-image-1 takes up to 16 input images
-# Sizes this relay accepts: both sides multiples of 64 in [MIN_SIDE, MAX_SIDE], at most MAX_RATIO:1.
+# Sizes this relay accepts for other models: both sides multiples of 64 in [MIN_SIDE, MAX_SIDE], at most MAX_RATIO:1.
 MIN_SIDE, MAX_SIDE, MAX_RATIO = 256, 4096, 3
+# OpenAI's own GPT image models: these take the standard sizes only, and gpt-image-2 takes sides
+# divisible by 16 up to 3840x2160 (pixels and edge), at most 3:1; none takes response_format.
+STANDARD_SIZE_MODELS = {"gpt-image-1", "gpt-image-1-mini", "gpt-image-1.5", "chatgpt-image-latest"}
+FREE_SIZE_MODELS = {"gpt-image-2", "gpt-image-2-2026-04-21"}
+STANDARD_SIZES = {(1024, 1024), (1536, 1024), (1024, 1536)}
 DEFAULT_SIZE = (1024, 1024)  # for size "auto" or none
 # (message, type, code) of the real API's errors, by status, and by code where the code decides the words.
 DEFAULT_ERRORS = {
@@ -108,13 +113,19 @@ def _mask(key: str) -> str:
     return key[:3] + "*" * max(4, len(key) - 7) + key[-4:] if len(key) > 10 else "*" * len(key)
 
 
-def _parse_size(size) -> tuple[int, int] | None:
+def _parse_size(size, model="") -> tuple[int, int] | None:
     if size in (None, "auto"):
         return DEFAULT_SIZE
     match = re.fullmatch(r"(\d+)x(\d+)", str(size))
     if not match:
         return None
     width, height = int(match[1]), int(match[2])
+    if model in STANDARD_SIZE_MODELS:
+        return (width, height) if (width, height) in STANDARD_SIZES else None
+    if model in FREE_SIZE_MODELS:
+        fits = max(width, height) <= 3840 and width * height <= 3840 * 2160 and min(width, height) >= 16
+        shaped = width % 16 == 0 and height % 16 == 0 and max(width, height) <= 3 * min(width, height)
+        return (width, height) if fits and shaped else None
     if not all(side % 64 == 0 and MIN_SIDE <= side <= MAX_SIDE for side in (width, height)):
         return None
     if max(width, height) > MAX_RATIO * min(width, height):
@@ -135,7 +146,23 @@ def _validate(route: str, fields: dict, file_fields: list[str], files: list[tupl
         return _invalid(f"Invalid type for 'n': expected an integer, but got {fields['n']!r} instead.", "n")
     if not 1 <= n <= 10:
         return _invalid(f"Invalid 'n': integer must be between 1 and 10, got {n}.", "n")
-    if _parse_size(fields.get("size")) is None:
+    model = str(fields.get("model") or "")
+    gpt_image = model in STANDARD_SIZE_MODELS | FREE_SIZE_MODELS
+    if gpt_image and "response_format" in fields:
+        return _invalid("Unknown parameter: 'response_format'.", "response_format", "unknown_parameter")
+    if model in STANDARD_SIZE_MODELS and _parse_size(fields.get("size"), model) is None:
+        return _invalid(
+            f"Invalid value: '{fields.get('size')}'. Supported values are: "
+            "'1024x1024', '1024x1536', '1536x1024', and 'auto'.",
+            "size",
+        )
+    if model in FREE_SIZE_MODELS and _parse_size(fields.get("size"), model) is None:
+        return _invalid(
+            f"Invalid size '{fields.get('size')}'. Width and height must both be divisible by 16, the aspect "
+            "ratio must be between 1:3 and 3:1, and the maximum supported resolution is 3840x2160.",
+            "size",
+        )
+    if _parse_size(fields.get("size"), model) is None:
         return _invalid(
             f"Invalid value: '{fields.get('size')}'. Supported values are: 'auto' and WIDTHxHEIGHT, both sides "
             f"multiples of 64 between {MIN_SIDE} and {MAX_SIDE}, at most {MAX_RATIO}:1.",
@@ -269,10 +296,11 @@ class FakeOpenAIImages(ImageApiFake):
     def _kind_image(self, fields, width=None, height=None, image_format="PNG", as_url=None) -> tuple[int, dict]:
         """Images of the requested size, inline (b64_json) or as links, as response_format asks."""
         if width is None or height is None:
-            width, height = _parse_size(fields.get("size"))
+            width, height = _parse_size(fields.get("size"), str(fields.get("model") or ""))
         fmt = image_format.upper()
-        if as_url is None:
-            as_url = fields.get("response_format", "url") == "url"
+        if as_url is None:  # GPT image models always answer base64
+            gpt_image = fields.get("model") in STANDARD_SIZE_MODELS | FREE_SIZE_MODELS
+            as_url = fields.get("response_format", "url") == "url" and not gpt_image
         data = []
         for _ in range(int(fields.get("n", 1))):
             image = self._image(width, height, fmt)
