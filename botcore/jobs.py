@@ -84,8 +84,10 @@ async def _run(batch, bot, provider, started):
             raise answer
         else:
             made.append((generation, answer))
-    if any(error.code == ProviderError.OPERATOR for error in errors):
-        await notify_admins(bot, next(error for error in errors if error.code == ProviderError.OPERATOR))
+    # Also those of a provider the chain passed over: the user got an image, but only an operator can fix it.
+    seen = errors + [error for _, result in made for error in result.passed_over]
+    if any(error.code == ProviderError.OPERATOR for error in seen):
+        await notify_admins(bot, next(error for error in seen if error.code == ProviderError.OPERATOR))
     delivered = False
     try:
         if made:

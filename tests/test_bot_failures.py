@@ -11,8 +11,11 @@ from django.utils import timezone
 from accounts.models import Ban, BannedKeyword, TelegramUser, Tier
 from botcore import generations, jobs
 from botcore.models import Generation
+from botcore.providers import _breakers
 from tests.conftest import settled
-from tests.test_bot_generation import ALICE, texts_in, usage_of
+from tests.fakes.openai_images import FakeOpenAIImages
+from tests.test_bot_generation import ALICE, image_size, texts_in, usage_of
+from tests.test_bot_results import a_user
 
 
 async def fails_with(tg, generation_count=1):
@@ -185,3 +188,57 @@ async def test_a_job_expired_while_queued_leaves_no_creating_message_when_it_com
     assert not any("Creating your image" in text for text in texts_in(tg, ALICE))
     assert any("bot restarted" in text for text in texts_in(tg, ALICE)) and gemini.requests == []
     assert await sync_to_async(usage_of)(ALICE) == (0, 0)
+
+
+# ----- what the OpenAI-compatible images API really takes -----
+
+
+@pytest.fixture
+def gpt_image_relay(bot_settings):
+    """OpenAI's images API serving gpt-image-1, first in the chain, Gemini behind it; request it before `bot`."""
+    with FakeOpenAIImages() as fake:
+        bot_settings.IMAGE_PROVIDERS = ["openai", "gemini"]
+        bot_settings.OPENAI_IMAGES_BASE_URL = fake.base_url
+        bot_settings.OPENAI_IMAGES_API_KEY = fake.api_key
+        bot_settings.OPENAI_IMAGES_MODEL = "gpt-image-1"
+        yield fake
+
+
+async def test_a_4k_request_to_gpt_image_1_is_made_at_a_size_it_takes(gpt_image_relay, bot, tg, gemini):
+    await a_user(ALICE, "premium")
+    tg.push_text(ALICE, "a harbour at night --4k --ar 16:9")
+
+    [generation] = await settled(1)
+
+    assert (generation.status, generation.provider, generation.model) == ("delivered", "openai", "gpt-image-1")
+    [asked] = gpt_image_relay.requests
+    assert asked.fields["size"] == "1536x1024" and "response_format" not in asked.fields
+    [photo] = tg.calls_of("sendPhoto")
+    assert image_size(photo.files["photo"].data) == (1536, 1024)
+    assert gemini.requests == []
+
+
+@pytest.mark.bot_settings(ADMIN_TELEGRAM_IDS=[9000])
+async def test_a_request_the_relay_rejects_as_malformed_fails_over_and_alerts_the_admins(
+    gpt_image_relay, bot, tg, gemini
+):
+    gpt_image_relay.enqueue("http_error", status=400, code="unknown_parameter", param="n", message="Unknown parameter: 'n'.")
+    tg.push_text(ALICE, "a harbour at night")
+
+    [generation] = await settled(1)
+
+    assert (generation.status, generation.provider) == ("delivered", "gemini")
+    assert len(gemini.requests) == 1
+    [alert] = await tg.wait_for(lambda t: [c for c in t.calls_of("sendMessage") if c.params["chat_id"] == 9000])
+    assert "Unknown parameter" in alert.params["text"]
+    assert _breakers["openai"].consecutive_failures == 1
+
+
+async def test_a_moderation_refusal_stays_the_users_answer(gpt_image_relay, bot, tg, gemini):
+    gpt_image_relay.enqueue("http_error", status=400, code="moderation_blocked")
+    tg.push_text(ALICE, "a dragon over a city")
+
+    generation, last_message = await fails_with(tg)
+
+    assert generation.error_code == "safety" and "for safety reasons" in last_message
+    assert gemini.requests == []

@@ -55,6 +55,7 @@ class ImageResult:
     model: str
     upstream_ms: int
     thought_signature: str = ""
+    passed_over: tuple = ()  # the ProviderErrors of the providers a chain tried before this one
 
     def close(self):
         self.file.close()

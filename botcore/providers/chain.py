@@ -7,6 +7,7 @@ call. An answer about the request itself (a safety refusal, a malformed request,
 user's answer: it is raised at once, and it says the provider is up.
 """
 
+import dataclasses
 import logging
 import time
 
@@ -133,7 +134,9 @@ class ProviderChain:
                 self.breakers[name] = CircuitBreaker(breaker_failures, breaker_cooldown_seconds, clock)
 
     async def generate(self, request):
-        last_error = None
+        """The first provider's image; it carries the errors of the providers passed over, so an
+        operator problem of one is still told when another served."""
+        passed_over = []
         for index, provider in enumerate(self.providers):
             breaker = self.breakers[provider.name]
             if not breaker.allow():
@@ -156,7 +159,7 @@ class ProviderChain:
                     raise
                 was = breaker.state
                 breaker.failed(started)
-                last_error = exc
+                passed_over.append(exc)
                 if was != breaker.OPEN and breaker.state != breaker.CLOSED:
                     log.warning(
                         "image provider %s: circuit opened for %.0fs after %d failures in a row",
@@ -175,9 +178,9 @@ class ProviderChain:
                 breaker.released()  # cancelled, or not a provider error: no verdict on the provider
                 raise
             breaker.succeeded()
-            return result
-        if last_error is not None:
-            raise last_error
+            return dataclasses.replace(result, passed_over=tuple(passed_over)) if passed_over else result
+        if passed_over:
+            raise passed_over[-1]
         raise ProviderError(ProviderError.UNAVAILABLE, "every image provider is unavailable")
 
     def _next_available(self, index):
