@@ -242,3 +242,40 @@ async def test_a_moderation_refusal_stays_the_users_answer(gpt_image_relay, bot,
 
     assert generation.error_code == "safety" and "for safety reasons" in last_message
     assert gemini.requests == []
+
+
+# ----- what Gemini's finish reasons mean -----
+
+
+@pytest.mark.parametrize(
+    "finish_reason, code, words",
+    [
+        ("MAX_TOKENS", "incomplete", "stopped before your image was finished"),
+        ("MALFORMED_RESPONSE", "incomplete", "stopped before your image was finished"),
+        ("TOO_MANY_TOOL_CALLS", "incomplete", "stopped before your image was finished"),
+        ("LANGUAGE", "language", "Please try it in English"),
+        ("NO_IMAGE", "no_image", "without a usable image"),
+        ("IMAGE_OTHER", "no_image", "without a usable image"),
+    ],
+)
+async def test_a_finish_reason_is_explained_for_what_it_means(bot, tg, gemini, finish_reason, code, words):
+    gemini.enqueue("finish", finish_reason=finish_reason)
+    tg.push_text(ALICE, "a dragon over a city")
+
+    generation, last_message = await fails_with(tg)
+
+    assert generation.error_code == code and words in last_message
+    assert len(gemini.requests) == 1
+
+
+@pytest.mark.bot_settings(ADMIN_TELEGRAM_IDS=[9000])
+@pytest.mark.parametrize("finish_reason", ["PUP_LIMITED_DISABLED", "MISSING_THOUGHT_SIGNATURE"])
+async def test_a_finish_reason_only_an_operator_can_fix_alerts_the_admins(bot, tg, gemini, finish_reason):
+    gemini.enqueue("finish", finish_reason=finish_reason)
+    tg.push_text(ALICE, "a harbour at night")
+
+    generation, last_message = await fails_with(tg)
+
+    assert generation.error_code == "operator" and "operators have been told" in last_message
+    [alert] = await tg.wait_for(lambda t: [c for c in t.calls_of("sendMessage") if c.params["chat_id"] == 9000])
+    assert finish_reason in alert.params["text"]

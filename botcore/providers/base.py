@@ -73,6 +73,8 @@ class ProviderError(Exception):
 
     SAFETY = "safety"  # the provider refused the prompt or the image
     NO_IMAGE = "no_image"  # answered, but without a usable image
+    INCOMPLETE = "incomplete"  # the model stopped before its image was done (cut off, or it went astray)
+    LANGUAGE = "language"  # the model doesn't work in the prompt's language
     BAD_REQUEST = "bad_request"  # the provider rejected the request as malformed
     OPERATOR = "operator"  # key, permission, model or billing problem: for the admins to fix
     RATE_LIMITED = "rate_limited"

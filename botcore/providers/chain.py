@@ -16,7 +16,15 @@ from .base import ProviderError, with_retries
 log = logging.getLogger(__name__)
 
 # The provider answered; these are about the request, so another provider would not do better.
-REQUEST_ERRORS = frozenset({ProviderError.SAFETY, ProviderError.BAD_REQUEST, ProviderError.NO_IMAGE})
+REQUEST_ERRORS = frozenset(
+    {
+        ProviderError.SAFETY,
+        ProviderError.BAD_REQUEST,
+        ProviderError.NO_IMAGE,
+        ProviderError.INCOMPLETE,
+        ProviderError.LANGUAGE,
+    }
+)
 # Everything else (RATE_LIMITED, UNAVAILABLE, TIMEOUT, OPERATOR, and any code added later) is an
 # outage from the user's point of view: it counts against the breaker and fails over.
 

@@ -11,16 +11,40 @@ import httpx
 from .. import memory
 from .base import ImageResult, ProviderError, spool, with_retries
 
-SAFETY_REASONS = {
-    "SAFETY",
-    "IMAGE_SAFETY",
-    "PROHIBITED_CONTENT",
-    "IMAGE_PROHIBITED_CONTENT",
-    "BLOCKLIST",
-    "SPII",
-    "RECITATION",
-    "IMAGE_RECITATION",
+# What a candidate's finishReason means when it holds no image (google-genai's types.FinishReason,
+# plus the Gemini API's PUP_LIMITED_DISABLED and MISSING_THOUGHT_SIGNATURE). Any other reason
+# (STOP, NO_IMAGE, IMAGE_OTHER, OTHER, ...) is an answer without an image.
+FINISH_REASONS = {
+    **dict.fromkeys(
+        [
+            "SAFETY",
+            "IMAGE_SAFETY",
+            "PROHIBITED_CONTENT",
+            "IMAGE_PROHIBITED_CONTENT",
+            "BLOCKLIST",
+            "SPII",
+            "RECITATION",
+            "IMAGE_RECITATION",
+        ],
+        ProviderError.SAFETY,
+    ),
+    # The account is limited, or our request left out a signature it needed: only an operator can fix it.
+    "PUP_LIMITED_DISABLED": ProviderError.OPERATOR,
+    "MISSING_THOUGHT_SIGNATURE": ProviderError.OPERATOR,
+    "LANGUAGE": ProviderError.LANGUAGE,
+    **dict.fromkeys(
+        [
+            "MAX_TOKENS",
+            "MALFORMED_RESPONSE",
+            "MALFORMED_FUNCTION_CALL",
+            "UNEXPECTED_TOOL_CALL",
+            "TOO_MANY_TOOL_CALLS",
+        ],
+        ProviderError.INCOMPLETE,
+    ),
 }
+# When candidates disagree, the reason that explains most wins.
+PRECEDENCE = [ProviderError.SAFETY, ProviderError.OPERATOR, ProviderError.LANGUAGE, ProviderError.INCOMPLETE]
 DATA_URI = re.compile(r"data:(image/[\w.+-]+);base64,([A-Za-z0-9+/=\s]+)")
 
 
@@ -151,10 +175,11 @@ def extract_image(payload):
                 return _decode(match.group(2)), match.group(1), ""
             if part.get("text"):
                 texts.append(part["text"])
-    safety = [reason for reason in reasons if reason in SAFETY_REASONS]
-    if safety:
-        raise ProviderError(ProviderError.SAFETY, f"finish reason {safety[0]}")
     said = f"; model said: {texts[-1][:200]}" if texts else ""
+    for code in PRECEDENCE:
+        for reason in reasons:
+            if FINISH_REASONS.get(reason) == code:
+                raise ProviderError(code, f"finish reason {reason}{said}")
     raise ProviderError(ProviderError.NO_IMAGE, f"finish reasons {reasons or 'none'}{said}")
 
 

@@ -52,6 +52,8 @@ REFUSALS = {
 FAILURES = {
     "safety": _("🚫 The image service declined this request for safety reasons. Try rephrasing it."),
     "no_image": _("The image service answered without a usable image. Please try again or rephrase."),
+    "incomplete": _("The image service stopped before your image was finished. Please try again."),
+    "language": _("The image service can't work in the language of this description. Please try it in English."),
     "bad_request": _("The image service couldn't process this request. Please try a different description."),
     "operator": _("Image generation is unavailable right now; the operators have been told."),
     "rate_limited": _("The image service is very busy right now. Please try again in a minute."),
@@ -71,6 +73,9 @@ BATCH_PARTLY_FAILED = _(
 )
 PHOTO_NEEDS_CAPTION = _("Add a caption saying what to do with your photo, or reply to it with a description.")
 BUTTON_NOT_YOURS = _("This button belongs to someone else's image.")
+BUTTON_UNKNOWN = _("This button doesn't work any more.")
+EDIT_IGNORED = _("Editing a message doesn't start a new image. Send the new description as a new message.")
+NO_SENDER = _("I can't tell who sent this message, so I can't make an image for it.")
 ORIGINAL_GONE = _("The original file of this image is no longer kept.")
 SETTINGS = _(
     "<b>Your defaults</b>: %(resolution)s, %(aspect_ratio)s.\n"
@@ -83,7 +88,9 @@ BUTTONS = {
     "upscale": _("⬆️ 4K"),
     "original": _("📄 Original"),
 }
-ADMIN_ALERT = _("⚠️ NanoBot operator alert: the image provider rejected our credentials or model (%(detail)s).")
+ADMIN_ALERT = _(
+    "⚠️ NanoBot operator alert: the image provider rejected our credentials, model, account or request (%(detail)s)."
+)
 
 
 def language(code):
