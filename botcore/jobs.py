@@ -22,7 +22,7 @@ from telegram.error import Forbidden, TelegramError
 
 from dashboard import summaries
 
-from . import generations, results
+from . import connections, generations, results
 from .models import Generation
 from .providers import ImageRequest, ProviderError, Turn, open_provider
 from .telegram import delivery, files, keyboards, texts
@@ -41,6 +41,7 @@ UNCACHED_KINDS = {Generation.Kind.REGENERATE, Generation.Kind.VARIATION}
 async def run_generation(batch, *, bot, provider, status_message_id=None):
     """Make and deliver the images of one request: one Generation, or the several of a /batch."""
     started = time.monotonic()
+    await sync_to_async(connections.make_usable)()
     generations_given = batch
     batch = [
         generation for generation in batch if await sync_to_async(generations.start)(generation, status_message_id)
@@ -309,6 +310,7 @@ async def sweep_stale_forever(bot, every_seconds=60):
     summed_up_before = None
     while True:
         try:
+            await sync_to_async(connections.make_usable)()
             expired = await expire_stale(bot)
             if expired:
                 log.warning("released the quota of %d generations left unfinished", expired)

@@ -12,9 +12,9 @@ from django.http import HttpResponse, HttpResponseBadRequest, HttpResponseForbid
 from django.utils.crypto import constant_time_compare
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
-from telegram import Update
 
 from .telegram import application as bot_application
+from .telegram import updates
 
 _running = None
 _starting = None
@@ -52,6 +52,9 @@ async def webhook(request):
     except ValueError:
         return HttpResponseBadRequest()
     application = await running_application()
-    # Queued, not processed here: Telegram gets its 200 at once and the bot handles updates concurrently.
-    await application.update_queue.put(Update.de_json(data, application.bot))
+    # An update we can't read is answered 200 all the same: an error would make Telegram send it again.
+    update = updates.parse(data, application.bot)
+    if update is not None:
+        # Queued, not processed here: Telegram gets its 200 at once and the bot handles updates concurrently.
+        await application.update_queue.put(update)
     return HttpResponse()

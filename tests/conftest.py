@@ -10,7 +10,7 @@ from django.core.cache import cache
 from django.db import connections
 from django.utils import translation
 
-from botcore import providers
+from botcore import providers, views
 from botcore.models import Generation
 from botcore.telegram.application import build_application, start, stop
 from tests.fakes import FakeGemini, FakeTelegram
@@ -77,6 +77,19 @@ async def bot(default_tiers, bot_settings):
         await stop(application)
         # The ORM ran in sync_to_async's worker thread; close its connection there.
         await sync_to_async(connections.close_all)()
+
+
+WEBHOOK_SECRET = "webhook-secret-0123456789"
+WEBHOOK_URL = "/telegram/webhook/"
+
+
+@pytest.fixture
+async def webhook(default_tiers, bot_settings):
+    """The webhook on, with the bot started by the first update it receives."""
+    bot_settings.TELEGRAM_WEBHOOK_SECRET = WEBHOOK_SECRET
+    yield
+    await views.stop_application()
+    await sync_to_async(connections.close_all)()  # the ORM's worker thread has its own connection
 
 
 async def settled(count=1, timeout=10):

@@ -1,23 +1,12 @@
 """The webhook feeds Telegram's updates to the same handlers as polling, and only Telegram's."""
 
 import pytest
-from asgiref.sync import sync_to_async
 from django.core.management import CommandError, call_command
-from django.db import connections
 
 from botcore import views
+from tests.conftest import WEBHOOK_SECRET as SECRET
+from tests.conftest import WEBHOOK_URL as URL
 from tests.conftest import settled
-
-SECRET = "webhook-secret-0123456789"
-URL = "/telegram/webhook/"
-
-
-@pytest.fixture
-async def webhook(default_tiers, bot_settings):
-    bot_settings.TELEGRAM_WEBHOOK_SECRET = SECRET
-    yield
-    await views.stop_application()
-    await sync_to_async(connections.close_all)()  # the ORM's worker thread has its own connection
 
 
 async def test_update_posted_with_the_secret_gets_an_image(webhook, async_client, tg, gemini):

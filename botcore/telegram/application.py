@@ -4,13 +4,20 @@ import asyncio
 from contextlib import AsyncExitStack
 
 from django.conf import settings
-from telegram import BotCommand
-from telegram.ext import ApplicationBuilder, CallbackQueryHandler, CommandHandler, MessageHandler, filters
+from telegram import BotCommand, Update
+from telegram.ext import (
+    ApplicationBuilder,
+    CallbackQueryHandler,
+    CommandHandler,
+    MessageHandler,
+    TypeHandler,
+    filters,
+)
 
 from botcore import jobs
 from botcore.providers import open_provider
 
-from . import handlers
+from . import handlers, updates
 from .ratelimit import MessageRateLimiter
 from .transport import bot_request
 
@@ -40,21 +47,25 @@ async def _post_shutdown(application):
 
 
 def build_application():
+    bot = updates.Bot(
+        settings.TELEGRAM_BOT_TOKEN,
+        base_url=settings.TELEGRAM_BASE_URL,
+        base_file_url=settings.TELEGRAM_BASE_FILE_URL,
+        request=bot_request(),
+        get_updates_request=bot_request(pool_size=1),
+        rate_limiter=MessageRateLimiter(max_retries=3),
+    )
     application = (
         ApplicationBuilder()
-        .token(settings.TELEGRAM_BOT_TOKEN)
-        .base_url(settings.TELEGRAM_BASE_URL)
-        .base_file_url(settings.TELEGRAM_BASE_FILE_URL)
+        .bot(bot)
         .concurrent_updates(True)
-        .request(bot_request())
-        .get_updates_request(bot_request(pool_size=1))
-        .rate_limiter(MessageRateLimiter(max_retries=3))
         .post_init(_post_init)
         .post_shutdown(_post_shutdown)
         .build()
     )
     private_text = filters.TEXT & ~filters.COMMAND & filters.ChatType.PRIVATE
     images = filters.PHOTO | filters.Document.ALL  # non-image files get told what we accept
+    application.add_handler(TypeHandler(Update, updates.gate), group=-1)
     application.add_handlers(
         [
             CommandHandler("start", handlers.start),
@@ -66,6 +77,7 @@ def build_application():
             CommandHandler("settings", handlers.settings_command),
             CallbackQueryHandler(handlers.button_pressed, pattern=r"^r:"),
             CallbackQueryHandler(handlers.settings_pressed, pattern=r"^s:"),
+            CallbackQueryHandler(handlers.unknown_button),
             MessageHandler(private_text, handlers.text_message),
             MessageHandler(images & filters.ChatType.PRIVATE, handlers.image_message),
             MessageHandler(filters.ChatType.PRIVATE & ~filters.StatusUpdate.ALL, handlers.unsupported),

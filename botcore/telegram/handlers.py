@@ -236,6 +236,11 @@ async def button_pressed(update, context):
     )
 
 
+async def unknown_button(update, context):
+    """A press whose data we never made (an old keyboard, or forged): answered, so the spinner stops."""
+    await update.callback_query.answer(texts.say(identity(update).language_code, texts.BUTTON_UNKNOWN))
+
+
 async def settings_command(update, context):
     who = identity(update)
     user, _ = await sync_to_async(generations.account)(who)

@@ -78,6 +78,7 @@ MESSAGE_METHODS = {
     "copyMessage",
     "forwardMessage",
 }
+RAW = "raw item"  # what push_raw() queued, returned as it is
 NOT_MODIFIED = (
     "message is not modified: specified new message content and reply markup are "
     "exactly the same as a current content and reply markup of the message"
@@ -247,6 +248,19 @@ class FakeTelegram:
             self._updates.append(update)
             self._cond.notify_all()  # wake a waiting getUpdates
             return copy.deepcopy(update)
+
+    def push_raw(self, item, numbered: bool = True) -> int:
+        """Queue anything as the next element of getUpdates' result, even what Telegram would never
+        send (a broken relay's `{"message": {}}`, a string); a dict gets the next update_id unless
+        `numbered` is False. Returns the id that confirms it."""
+        with self._cond:
+            update_id = self._next_update_id
+            self._next_update_id += 1
+            if numbered and isinstance(item, dict):
+                item = {"update_id": update_id, **item}
+            self._updates.append({"update_id": update_id, RAW: item})
+            self._cond.notify_all()
+            return update_id
 
     def push_text(self, user_id: int, text: str, **kw) -> dict:
         content = {"text": text}
@@ -616,7 +630,7 @@ class FakeTelegram:
                 self._updates[:] = [u for u in self._updates if u["update_id"] >= offset]
             remaining = deadline - time.monotonic()
             if self._updates or self._stopping or remaining <= 0:
-                return self._updates[:limit]
+                return [update.get(RAW, update) for update in self._updates[:limit]]
             self._cond.wait(remaining)  # push_update() and stop() notify
 
     def _m_sendMessage(self, p, f):
