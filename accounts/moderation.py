@@ -1,7 +1,9 @@
-"""Who may generate and what they may ask for: bans and banned keywords."""
+"""Who may generate and what they may ask for: bans, banned keywords, and how long a prompt is."""
 
+import functools
 import unicodedata
 
+import disarm
 from django.core.cache import cache
 
 from .models import Ban, BannedKeyword
@@ -10,19 +12,102 @@ KEYWORDS_CACHE_KEY = "moderation:keywords"
 KEYWORDS_CACHE_SECONDS = 30
 
 
+# Zero-width letters that Unicode nevertheless files under Lo (Default_Ignorable_Code_Point).
+HANGUL_FILLERS = frozenset("\u115f\u1160\u3164\uffa0")
+INVISIBLE = frozenset({"Cc", "Cf", "Zl", "Zp"})
+# Tag characters end some emoji flags (Scotland's): trimming them would change the flag.
+TAGS = range(0xE0000, 0xE0080)
+
+
 def normalize(text):
-    """Fold text so look-alikes and padding can't dodge a keyword.
+    """Fold text so look-alikes and padding can't dodge a keyword; what a keyword is matched as.
 
     NFKC maps full-width and stylised letters to plain ones, casefold ignores case, the
     combining marks of NFKD are dropped (so accents don't hide a word), and everything
-    that is not a letter or digit goes, so `Ｂ a.n-n é d` reads as `banned`.
+    that is not a letter or digit goes, so `Ｂ a.n-n é d` reads as `banned`. Then a letter of
+    another script drawn like Latin letters or digits reads as them (`nеws`, with a
+    Cyrillic е, is `news`).
     """
+    return _skeleton(_fold(text))
+
+
+def readings(text):
+    """The ways a prompt is read when matching keywords: its `normalize`d form and, when it
+    mixes Latin letters with another script's, the same spelt out in Latin.
+
+    The second reading catches a letter swapped for its counterpart rather than its look-alike:
+    the Cyrillic у of `nуde` is drawn like a y, but stands for a u. A prompt wholly in one
+    script isn't spelt out, so Russian `горе` (grief) never reads as `gore`.
+    """
+    folded = _fold(text)
+    skeleton = _skeleton(folded)
+    if folded.isascii() or not any("a" <= ch <= "z" for ch in folded):
+        return [skeleton]
+    spelt = "".join(map(_spelt, folded))
+    return [skeleton] if spelt == skeleton else [skeleton, spelt]
+
+
+def _fold(text):
     text = unicodedata.normalize("NFKD", unicodedata.normalize("NFKC", text).casefold())
     return "".join(ch for ch in text if ch.isalnum())
 
 
+def _skeleton(folded):
+    return folded if folded.isascii() else "".join(map(_look_alike, folded))
+
+
+@functools.cache
+def _look_alike(ch):
+    """The ASCII letters or digits `ch` is drawn like (its UTS #39 confusable prototype), or `ch`.
+
+    Only the half of a TR39 skeleton that maps into ASCII: ASCII itself stays as it is, since a
+    full skeleton reads `m` as `rn`, `d` as `cl` and `1` as `l`, so a keyword `porn` would refuse
+    "pomegranate" and `lol` "101 dalmatians".
+    """
+    return _as_ascii(ch, disarm.normalize_confusables(ch, target_script="latin", digit_policy="numeric"))
+
+
+@functools.cache
+def _spelt(ch):
+    """The Latin letters `ch` stands for (`у` is `u`), or `ch`."""
+    return _as_ascii(ch, disarm.transliterate(ch, errors="ignore"))
+
+
+def _as_ascii(ch, reading):
+    # Wide (CJK) characters stay as written: the confusables table reads katakana ノ as a slash,
+    # and transliteration spells 猫 as mao.
+    if ch.isascii() or unicodedata.east_asian_width(ch) in "WF":
+        return ch
+    reading = _fold(reading)
+    return reading if reading and reading.isascii() else ch
+
+
+def visible_length(text):
+    """How many characters of `text` show: zero-width, format and control characters don't
+    count, and a combining mark counts with the letter it sits on."""
+    return sum(1 for ch in text if not _invisible(ch) and unicodedata.category(ch) not in ("Mn", "Me"))
+
+
+def trim(text):
+    """`text` without whitespace or invisible characters at either end."""
+    start, end = 0, len(text)
+    while start < end and _padding(text[start]):
+        start += 1
+    while end > start and _padding(text[end - 1]):
+        end -= 1
+    return text[start:end]
+
+
+def _invisible(ch):
+    return unicodedata.category(ch) in INVISIBLE or ch in HANGUL_FILLERS
+
+
+def _padding(ch):
+    return ch.isspace() or (_invisible(ch) and ord(ch) not in TAGS)
+
+
 def active_keywords():
-    """(folded phrase, phrase) of every active banned keyword.
+    """(phrase as matched, phrase) of every active banned keyword.
 
     Cached for KEYWORDS_CACHE_SECONDS: a prompt check costs no query, and a keyword staff add
     or disable takes effect within that time in every process.
@@ -37,8 +122,18 @@ def active_keywords():
 
 def matching_keyword(prompt):
     """The first active banned keyword (its phrase) the prompt contains, or None."""
-    folded = normalize(prompt)
-    return next((phrase for needle, phrase in active_keywords() if needle in folded), None)
+    return keyword_match(prompt)[0]
+
+
+def keyword_match(prompt):
+    """(phrase, reading): the first active banned keyword the prompt contains, and the reading
+    of the prompt it was found in; (None, the prompt's first reading) when it contains none."""
+    texts = readings(prompt)
+    for needle, phrase in active_keywords():
+        for text in texts:
+            if needle in text:
+                return phrase, text
+    return None, texts[0]
 
 
 def active_ban(user):

@@ -90,7 +90,7 @@ def parse_options(prompt):
             aspect_ratio = match["ratio"]
         else:
             raise Refusal("aspect_ratio", value=match["ratio"], choices=", ".join(ASPECT_RATIOS))
-    return " ".join(OPTION.sub(" ", prompt).split()), resolution, aspect_ratio
+    return moderation.trim(" ".join(OPTION.sub(" ", prompt).split())), resolution, aspect_ratio
 
 
 def nearest_ratio(width, height):
@@ -213,7 +213,7 @@ def _result_in_chat(chat_id, message_id):
 
 
 def _queue(user, *, prompt, resolution, aspect_ratio, count=1, **fields):
-    if len(prompt) < MIN_PROMPT_CHARS:
+    if moderation.visible_length(prompt) < MIN_PROMPT_CHARS:
         raise Refusal("prompt_too_short", minimum=MIN_PROMPT_CHARS)
     if len(prompt) > MAX_PROMPT_CHARS:
         raise Refusal("prompt_too_long", maximum=MAX_PROMPT_CHARS)
