@@ -154,6 +154,14 @@ class Broadcast(models.Model):
         DONE = "done", _("Done")
         FAILED = "failed", _("Failed")
 
+    class Failure(models.TextChoices):
+        """Why a broadcast stopped before reaching everyone, as staff can act on it."""
+
+        NO_TOKEN = "no_token", _("The bot has no token: set TELEGRAM_BOT_TOKEN.")
+        TOKEN_REJECTED = "token_rejected", _("Telegram rejected the bot's token (TELEGRAM_BOT_TOKEN).")
+        UNREACHABLE = "unreachable", _("Telegram could not be reached; send it again later.")
+        ERROR = "error", _("An unexpected error stopped it; the server's log has the details.")
+
     text = models.TextField()
     tier = models.ForeignKey(Tier, null=True, blank=True, on_delete=models.SET_NULL, help_text="Empty: everyone.")
     # Who it went to, as staff would say it: the tier's name when it was sent ("" for everyone), which
@@ -165,6 +173,7 @@ class Broadcast(models.Model):
     sent = models.PositiveIntegerField(default=0)
     blocked = models.PositiveIntegerField(default=0, help_text="Users who had blocked the bot; now inactive.")
     failed = models.PositiveIntegerField(default=0)
+    failure = models.CharField(max_length=20, choices=Failure.choices, blank=True)
     created_at = models.DateTimeField(default=timezone.now)
     finished_at = models.DateTimeField(null=True, blank=True)
 

@@ -9,7 +9,7 @@ from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 from django.utils.translation import gettext as _
-from telegram.error import Forbidden, TelegramError
+from telegram.error import Forbidden, InvalidToken, NetworkError, TelegramError
 from telegram.ext import AIORateLimiter, ExtBot
 
 from accounts import staff
@@ -52,23 +52,35 @@ async def send(broadcast_id, bot=None):
     broadcast = await Broadcast.objects.aget(pk=broadcast_id)
     if not taken:
         return broadcast
-    if bot is None:
-        # AIORateLimiter keeps to ~30 messages a second and waits out any 429 Telegram still sends.
-        bot = ExtBot(
-            settings.TELEGRAM_BOT_TOKEN,
-            base_url=settings.TELEGRAM_BASE_URL,
-            request=bot_request(),
-            rate_limiter=AIORateLimiter(max_retries=3),
-        )
+    failure = ""
     try:
+        bot = bot or _bot()
         async with bot:
             await _send_all(bot, broadcast)
-        status = Broadcast.Status.DONE
+    except InvalidToken:  # its message may quote the token: never logged
+        failure = Broadcast.Failure.TOKEN_REJECTED if settings.TELEGRAM_BOT_TOKEN else Broadcast.Failure.NO_TOKEN
+    except NetworkError as exc:
+        log.warning("broadcast %s stopped: %s", broadcast_id, exc)
+        failure = Broadcast.Failure.UNREACHABLE
     except Exception:
         log.exception("broadcast %s stopped", broadcast_id)
-        status = Broadcast.Status.FAILED
-    await Broadcast.objects.filter(pk=broadcast_id).aupdate(status=status, finished_at=timezone.now())
+        failure = Broadcast.Failure.ERROR
+    if failure:
+        log.warning("broadcast %s failed: %s", broadcast_id, failure.label)
+    await Broadcast.objects.filter(pk=broadcast_id).aupdate(
+        status=Broadcast.Status.FAILED if failure else Broadcast.Status.DONE, failure=failure, finished_at=timezone.now()
+    )
     return await Broadcast.objects.aget(pk=broadcast_id)
+
+
+def _bot():
+    # AIORateLimiter keeps to ~30 messages a second and waits out any 429 Telegram still sends.
+    return ExtBot(
+        settings.TELEGRAM_BOT_TOKEN,
+        base_url=settings.TELEGRAM_BASE_URL,
+        request=bot_request(),
+        rate_limiter=AIORateLimiter(max_retries=3),
+    )
 
 
 async def _send_all(bot, broadcast):

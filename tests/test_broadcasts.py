@@ -62,6 +62,40 @@ def test_staff_start_a_broadcast_from_the_dashboard_and_see_it_finish(bot_settin
     assert entry.actor_name == "olivia" and entry.after["tier"] == "everyone" and broadcast.created_by == operator
 
 
+def finished(broadcast_id, timeout=15):
+    deadline = time.monotonic() + timeout
+    while (broadcast := Broadcast.objects.get(pk=broadcast_id)).status in ("queued", "sending"):
+        assert time.monotonic() < deadline, f"broadcast still {broadcast.status} after {timeout}s"
+        time.sleep(0.05)
+    return broadcast
+
+
+def test_a_broadcast_the_bot_has_no_token_for_fails_and_says_why(bot_settings, tg, client, operator):
+    bot_settings.TELEGRAM_BOT_TOKEN = ""
+    UserFactory.create_batch(2)
+    client.force_login(operator)
+    response = client.post("/broadcasts/", {"text": "Maintenance at 10:00", "tier": ""})
+    assert finished(Broadcast.objects.get().pk).status == "failed"
+    page = client.get(response.url).content.decode()
+    assert "Failed" in page and "The bot has no token: set TELEGRAM_BOT_TOKEN." in page and "Traceback" not in page
+    assert not tg.calls_of("sendMessage")
+
+
+def test_a_broadcast_whose_token_telegram_rejects_fails_and_never_shows_the_token(
+    bot_settings, tg, client, operator, caplog
+):
+    bot_settings.TELEGRAM_BOT_TOKEN = "123456:rejected-SECRET-half"
+    UserFactory.create_batch(2)
+    client.force_login(operator)
+    response = client.post("/broadcasts/", {"text": "Maintenance at 10:00", "tier": ""})
+    assert finished(Broadcast.objects.get().pk).status == "failed"
+    page = client.get(response.url).content.decode()
+    assert "Telegram rejected the bot&#x27;s token (TELEGRAM_BOT_TOKEN)." in page
+    in_chinese = client.get(response.url, HTTP_ACCEPT_LANGUAGE="zh-hant").content.decode()
+    assert "Telegram 拒絕了機器人的權杖（TELEGRAM_BOT_TOKEN）。" in in_chinese
+    assert "SECRET-half" not in page and "SECRET-half" not in caplog.text
+
+
 def test_an_empty_broadcast_is_refused(client, operator):
     client.force_login(operator)
     page = client.post("/broadcasts/", {"text": "   ", "tier": ""}).content.decode()
