@@ -113,7 +113,7 @@ async def _image_request(bot, generation):
     if source.kind == Kind.REFINE and source.parent:
         earlier = source.parent
         result = await files.result_image(bot, earlier)
-        history = (Turn(earlier.prompt, (), result, earlier.thought_signature),)
+        history = (Turn(earlier.prompt, (), result, earlier.thought_signature, tuple(earlier.model_turn)),)
     elif source.kind in (Kind.VARIATION, Kind.UPSCALE):
         references = (await files.result_image(bot, source.parent),)
         instruction = VARIATION_PROMPT if source.kind == Kind.VARIATION else UPSCALE_PROMPT
@@ -186,6 +186,7 @@ async def _deliver(bot, made, key, started):
             **_shown_in(message),
             original=generation.original.name if generation.original else "",
             thought_signature=result.thought_signature,
+            model_turn=list(result.model_turn),
             cache_key=key,
             total_latency_ms=_ms_since(started),
             **_paid(generation, result),
@@ -225,6 +226,7 @@ async def _deliver_from_cache(bot, generation, earlier, key, started):
         **_shown_in(sent),
         original=earlier.original.name if earlier.original else "",
         thought_signature=earlier.thought_signature,
+        model_turn=earlier.model_turn,
         cache_key=key,
         total_latency_ms=_ms_since(started),
     )

@@ -60,6 +60,9 @@ class Generation(models.Model):
     document_message_id = models.BigIntegerField(null=True, blank=True, help_text="The message with the original.")
     original = models.FileField(upload_to="results/%Y/%m/%d", blank=True, help_text="Kept for RESULT_KEEP_DAYS.")
     thought_signature = models.TextField(blank=True, help_text="Gemini's, for refining this result.")
+    model_turn = models.JSONField(
+        default=list, blank=True, help_text="Gemini's answer without its image data, sent back when refining this."
+    )
     cache_key = models.CharField(max_length=64, blank=True, db_index=True)
     cache_hit = models.BooleanField(default=False)
     quota_day = models.DateField(null=True, blank=True, help_text="The quota day charged; empty when refused.")

@@ -200,13 +200,13 @@ async def test_reply_to_a_result_refines_it_in_a_second_turn(bot, tg, gemini):
     tg.push_text(ALICE, "now at sunset", reply_to_message_id=result["message_id"])
     [_, second] = await settled(2)
 
-    returned = answers[0]["candidates"][0]["content"]["parts"][-1]
+    said, returned = answers[0]["candidates"][0]["content"]["parts"]
     with first.original.open("rb") as original:
         kept = original.read()
     assert base64.b64decode(returned["inlineData"]["data"]) == kept
-    assert gemini.requests[1].body["contents"] == [
+    assert gemini.requests[1].body["contents"] == [  # the whole earlier turn, as the model gave it
         {"role": "user", "parts": [{"text": "a lighthouse on a cliff"}]},
-        {"role": "model", "parts": [inline("image/png", kept) | {"thoughtSignature": returned["thoughtSignature"]}]},
+        {"role": "model", "parts": [said, inline("image/png", kept) | {"thoughtSignature": returned["thoughtSignature"]}]},
         {"role": "user", "parts": [{"text": "now at sunset"}]},
     ]
     assert (second.kind, second.parent_id, second.status) == ("refine", first.pk, "delivered")

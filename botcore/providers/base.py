@@ -30,6 +30,7 @@ class Turn:
     references: tuple[Reference, ...]
     result: Reference
     thought_signature: str = ""  # Gemini's, sent back with its image to keep the model's context
+    model_parts: tuple = ()  # Gemini's whole answer without image data (ImageResult.model_turn)
 
 
 @dataclass(frozen=True)
@@ -55,6 +56,7 @@ class ImageResult:
     model: str
     upstream_ms: int
     thought_signature: str = ""
+    model_turn: tuple = ()  # Gemini's answer, its image part without data: sent back on a refine
     passed_over: tuple = ()  # the ProviderErrors of the providers a chain tried before this one
 
     def close(self):

@@ -84,7 +84,7 @@ class GeminiProvider:
                 async with reading:
                     # Not response.aread(): the response would keep the body after we are done with it.
                     body = b"".join([chunk async for chunk in response.aiter_bytes()])
-                    data, mime_type, signature = extract_image(_json(body))
+                    data, mime_type, signature, turn = extract_image(_json(body))
                     del body
                     file = spool(data)
                     del data
@@ -100,6 +100,7 @@ class GeminiProvider:
             model=self.model,
             upstream_ms=upstream_ms,
             thought_signature=signature,
+            model_turn=turn,
         )
 
 
@@ -114,10 +115,7 @@ def request_body(request):
     contents = []
     for turn in request.history:
         contents.append({"role": "user", "parts": _user_parts(turn.prompt, turn.references)})
-        answer = _inline(turn.result)
-        if turn.thought_signature:
-            answer["thoughtSignature"] = turn.thought_signature
-        contents.append({"role": "model", "parts": [answer]})
+        contents.append({"role": "model", "parts": _model_parts(turn)})
     contents.append({"role": "user", "parts": _user_parts(request.prompt, request.references)})
     return {
         "contents": contents,
@@ -126,6 +124,17 @@ def request_body(request):
             "imageConfig": {"aspectRatio": request.aspect_ratio, "imageSize": request.resolution},
         },
     }
+
+
+def _model_parts(turn):
+    """The model's earlier answer as it gave it (its text and every part's signature, as the SDK's
+    chat keeps it), with the image put back into the part it came in."""
+    if not turn.model_parts:  # an answer kept before whole turns were, or not from Gemini
+        answer = _inline(turn.result)
+        if turn.thought_signature:
+            answer["thoughtSignature"] = turn.thought_signature
+        return [answer]
+    return [part | _inline(turn.result) if "inlineData" in part else part for part in turn.model_parts]
 
 
 def _user_parts(prompt, references):
@@ -153,8 +162,8 @@ def http_error(response):
 
 
 def extract_image(payload):
-    """The final image of an answer as (bytes, mime type, thought signature), or the ProviderError
-    that explains its absence."""
+    """The final image of an answer as (bytes, mime type, thought signature, the answer's parts
+    without image data), or the ProviderError that explains its absence."""
     block = (payload.get("promptFeedback") or {}).get("blockReason")
     if block:
         raise ProviderError(ProviderError.SAFETY, f"prompt blocked: {block}")
@@ -162,17 +171,19 @@ def extract_image(payload):
     for candidate in payload.get("candidates") or []:
         reasons.append(candidate.get("finishReason", ""))
         # Gemini 3 Pro Image sends draft images marked as thoughts before the final one.
-        for part in reversed((candidate.get("content") or {}).get("parts") or []):
+        parts = (candidate.get("content") or {}).get("parts") or []
+        for index in reversed(range(len(parts))):
+            part = parts[index]
             if part.get("thought"):
                 continue
             inline = part.get("inlineData") or part.get("inline_data")
             if inline and inline.get("data"):
                 mime_type = inline.get("mimeType") or inline.get("mime_type") or "image/png"
                 signature = part.get("thoughtSignature") or part.get("thought_signature") or ""
-                return _decode(inline["data"]), mime_type, signature
+                return _decode(inline["data"]), mime_type, signature, _without_images(parts, index)
             match = DATA_URI.search(part.get("text") or "")
             if match:
-                return _decode(match.group(2)), match.group(1), ""
+                return _decode(match.group(2)), match.group(1), "", ()
             if part.get("text"):
                 texts.append(part["text"])
     said = f"; model said: {texts[-1][:200]}" if texts else ""
@@ -181,6 +192,20 @@ def extract_image(payload):
             if FINISH_REASONS.get(reason) == code:
                 raise ProviderError(code, f"finish reason {reason}{said}")
     raise ProviderError(ProviderError.NO_IMAGE, f"finish reasons {reasons or 'none'}{said}")
+
+
+def _without_images(parts, final):
+    """The answer's parts to keep for a refine: the final image's part stripped of its data (the
+    result itself is kept apart), draft images left out (they are not kept), the rest as is."""
+    kept = []
+    for index, part in enumerate(parts):
+        inline = part.get("inlineData") or part.get("inline_data")
+        if index == final:
+            rest = {key: value for key, value in part.items() if key not in ("inlineData", "inline_data")}
+            kept.append(rest | {"inlineData": {"mimeType": inline.get("mimeType") or inline.get("mime_type")}})
+        elif not inline:
+            kept.append(part)
+    return tuple(kept)
 
 
 def _decode(data):

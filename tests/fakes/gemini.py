@@ -95,6 +95,10 @@ def _error(status: int, message: str | None = None, model: str = "") -> tuple[in
     return status, {"error": {"code": status, "message": message, "status": STATUS_NAMES.get(status, "UNKNOWN")}}
 
 
+def _signature() -> str:
+    return base64.b64encode(secrets.token_bytes(24)).decode()
+
+
 def _validate(body) -> str | None:
     """Google's 400 message for a malformed request, or None."""
     if not isinstance(body, dict):
@@ -199,14 +203,15 @@ class FakeGemini(ImageApiFake):
         if width is None or height is None:
             width, height = self.image_size(_get(image_config, "aspectRatio", "1:1"), image_size)
         fmt = (image_format or self.image_format).upper()
-        parts = [{"text": text}] if text else []
+        # Gemini 3 Pro Image signs the first part after its thoughts and every image part.
+        parts = [{"text": text, "thoughtSignature": _signature()}] if text else []
         if self.with_thought_image:  # interim image while "thinking", flagged thought: true
             parts.insert(0, {"text": "Planning the composition.", "thought": True})
             parts.insert(1, {"inlineData": self._inline(256, 256, fmt, False, (200, 60, 60)), "thought": True})
         parts.append(
             {
                 "inlineData": self._inline(width, height, fmt, self.noisy if noisy is None else noisy),
-                "thoughtSignature": base64.b64encode(secrets.token_bytes(24)).decode(),
+                "thoughtSignature": _signature(),
             }
         )
         return 200, self._response(model, body, parts, image_tokens=2000 if image_size == "4K" else 1120)
