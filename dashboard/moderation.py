@@ -36,7 +36,10 @@ class KeywordForm(forms.ModelForm):
             "is_active": gettext_lazy("Active"),
         }
         help_texts = {
-            "phrase": gettext_lazy("Matched anywhere in a prompt, ignoring case, accents, spaces and punctuation."),
+            "phrase": gettext_lazy(
+                "Matched anywhere in a prompt, ignoring case, accents, spaces, punctuation "
+                "and look-alike letters from other scripts."
+            ),
             "note": gettext_lazy("Why it is banned, for staff."),
         }
 
@@ -70,10 +73,11 @@ def _posted(request):
 
 
 def prompt_test(prompt):
-    """What the bot would make of `prompt`: its normalised text and the keyword it matches."""
+    """What the bot would make of `prompt`: the keyword it matches and the text it was matched in."""
     if not prompt:
         return None
-    return {"prompt": prompt, "normalized": moderation.normalize(prompt), "match": moderation.matching_keyword(prompt)}
+    match, reading = moderation.keyword_match(prompt)
+    return {"prompt": prompt, "reading": reading, "match": match}
 
 
 @staff_required

@@ -21,9 +21,9 @@ def ids():
 
 
 def box_says(client, prompt):
-    """The keyword the dashboard's test box says `prompt` matches, and its normalised text."""
+    """The keyword the dashboard's test box says `prompt` matches, and the text it matched it in."""
     test = client.get("/keywords/", {"prompt": prompt}).context["test"]
-    return test["match"], test["normalized"]
+    return test["match"], test["reading"]
 
 
 def ask(user):
@@ -62,6 +62,13 @@ def test_a_keyword_staff_add_is_matched_by_the_test_box_at_once(admin_client, dj
     assert "No active keyword matches" in admin_client.get("/keywords/", {"prompt": "a real passport"}).content.decode()
     entry = AuditEntry.objects.get()
     assert (entry.actor_name, entry.action, entry.after["is_active"]) == ("admin", "keyword.create", True)
+
+
+def test_the_test_box_shows_what_a_prompt_with_look_alike_letters_was_read_as(admin_client):
+    KeywordFactory(phrase="nude")
+    page = admin_client.get("/keywords/", {"prompt": "a n\u0443de w\u043eman"}).content.decode()  # Cyrillic у, о
+    assert "Refused: it matches “nude”." in page and "Matched as: <code>anudewoman</code>" in page
+    assert box_says(admin_client, "ａ ｃａｔ") == (None, "acat")
 
 
 def test_a_disabled_keyword_no_longer_matches(admin_client, django_capture_on_commit_callbacks):
