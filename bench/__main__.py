@@ -11,7 +11,7 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-SCENARIOS = ["burst", "overhead", "memory", "race", "dashboard"]
+SCENARIOS = ["burst", "overhead", "memory", "bombs", "race", "dashboard"]
 
 
 def parse_args(argv):
@@ -22,6 +22,7 @@ def parse_args(argv):
     parser.add_argument("--generations", type=int, default=500, help="overhead: generations per run")
     parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 50], help="overhead: jobs in flight")
     parser.add_argument("--jobs", type=int, default=50, help="memory: concurrent 4K jobs")
+    parser.add_argument("--bombs", type=int, default=3, help="bombs: users sending a decompression bomb at once")
     parser.add_argument("--requests", type=int, default=1000, help="race: simultaneous requests")
     parser.add_argument("--dashboard-users", type=int, default=100_000, help="dashboard: users to seed")
     parser.add_argument("--dashboard-generations", type=int, default=1_000_000, help="dashboard: generations to seed")
@@ -56,6 +57,8 @@ def main(argv=None):
                 figures = [run(scenarios.overhead(args.generations, c)) for c in args.concurrency]
             elif name == "memory":
                 figures = run(scenarios.memory(args.jobs))
+            elif name == "bombs":
+                figures = run(scenarios.bombs(args.bombs))
             elif name == "race":
                 figures = scenarios.race(args.requests)
             else:

@@ -12,6 +12,7 @@ from accounts.models import QuotaUsage, TelegramUser
 from botcore import generations
 from botcore.models import Generation
 from tests.fakes import FakeGemini, FakeTelegram
+from tests.fakes.images import png_bomb
 from tests.fakes.processes import BOT_TOKEN, GEMINI_KEY
 
 from .harness import bench_tier, bot_process, finished, make_users, reset_data
@@ -153,4 +154,29 @@ async def memory(jobs=50, noise=0.25):
         "original_mb": round(max(sizes, default=0) / 2**20, 1),
         "rss_before_mb": round(before["rss_mb"]),
         "peak_rss_mb": round(after["peak_rss_mb"]),
+    }
+
+
+async def bombs(senders=3):
+    """`senders` users send a decompression bomb (a 160 KB PNG of 13000x13000 pixels) as a file at
+    once; the bot process's memory, and what was paid for."""
+    tier = await sync_to_async(bench_tier)("bench bombs")
+    await sync_to_async(reset_data)()
+    user_ids = await sync_to_async(make_users)(senders, first_id=300_000, tier=tier)
+    bomb = png_bomb(13000, 13000)
+    with FakeTelegram(token=BOT_TOKEN) as tg, FakeGemini(api_key=GEMINI_KEY) as gemini:
+        async with bot_process(tg, gemini) as bot:
+            before = await bot.stats()
+            for user_id in user_ids:
+                tg.push_document(user_id, bomb, file_name="bomb.png", mime_type="image/png", caption="colour it")
+            statuses = await finished(senders, timeout=120)
+            after = await bot.stats()
+    return {
+        "senders": senders,
+        "bomb_kb": len(bomb) // 1024,
+        "refused": statuses.count("failed"),
+        "image_api_calls": len(gemini.requests),
+        "rss_before_mb": round(before["rss_mb"]),
+        "peak_rss_mb": round(after["peak_rss_mb"]),
+        "added_mb": round(after["peak_rss_mb"] - before["rss_mb"]),
     }

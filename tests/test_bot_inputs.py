@@ -11,6 +11,7 @@ from PIL import Image
 
 from botcore.models import Generation
 from tests.conftest import settled
+from tests.fakes.images import png_bomb
 from tests.test_bot_generation import ALICE, texts_in, usage_of
 
 NOT_AN_IMAGE = "JPEG, PNG or WEBP"
@@ -269,3 +270,15 @@ async def test_an_edited_photo_keeps_its_shape_unless_the_prompt_asks_for_anothe
     await settled(2)
     ratios = [r.body["generationConfig"]["imageConfig"]["aspectRatio"] for r in gemini.requests]
     assert ratios == ["16:9", "1:1"]
+
+
+async def test_a_decompression_bomb_is_refused_from_its_header_without_charge(bot, tg, gemini):
+    bomb = png_bomb(13000, 13000)  # 160 KB that would decode to 169 megapixels
+    tg.push_document(ALICE, bomb, file_name="bomb.png", mime_type="image/png", caption="make it colourful")
+
+    [generation] = await settled(1)
+
+    await tg.wait_for(lambda t: "too many pixels" in texts_in(t, ALICE)[-1], what="the refusal")
+    assert "Nothing was charged" in texts_in(tg, ALICE)[-1]
+    assert (generation.status, generation.error_code) == ("failed", "input_too_many_pixels")
+    assert gemini.requests == [] and await sync_to_async(usage_of)(ALICE) == (0, 0)

@@ -63,6 +63,9 @@ FAILURES = {
     "interrupted": _("The bot restarted while making your image. Please send your request again."),
     "input_too_big": _("That file is over Telegram's 20 MB limit for bots. Please send a smaller image."),
     "input_not_image": _("I can only use JPEG, PNG or WEBP images, and that file isn't one I can read."),
+    "input_too_many_pixels": _(
+        "That image has too many pixels for me (more than 50 megapixels). Please send a smaller one."
+    ),
     "input_gone": _("I couldn't fetch your photo from Telegram. Please send it again."),
     "result_gone": _("That image is too old for this; please send a new request."),
 }
