@@ -7,10 +7,12 @@ with one line naming each, all of them at once (manage.py prints them without a 
 import json
 import os
 import re
+from datetime import timedelta
 from decimal import Decimal
 from pathlib import Path
 
 import environ
+from csp.constants import NONE, SELF
 from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -87,6 +89,7 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "ninja",  # serves the API docs' assets itself: no CDN
+    "axes",
     "accounts",
     "botcore",
     "dashboard",
@@ -94,6 +97,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "csp.middleware.CSPMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.locale.LocaleMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -101,6 +105,7 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "axes.middleware.AxesMiddleware",  # last: it turns a lockout into the sign-in page saying so
 ]
 
 ROOT_URLCONF = "nanobot_site.urls"
@@ -152,6 +157,47 @@ AUTH_PASSWORD_VALIDATORS = [
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "dashboard:overview"
 
+# Sign-in throttling (django-axes), for the dashboard's and the admin's login alike. A username is
+# locked only from the address that failed, so guessing from one place can't lock staff out elsewhere.
+AUTHENTICATION_BACKENDS = ["axes.backends.AxesStandaloneBackend", "django.contrib.auth.backends.ModelBackend"]
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_FAILURE_LIMIT = envint("LOGIN_FAILURE_LIMIT", 5)
+AXES_COOLOFF_TIME = timedelta(minutes=envint("LOGIN_LOCKOUT_MINUTES", 15))
+AXES_RESET_ON_SUCCESS = True
+AXES_LOCKOUT_CALLABLE = "nanobot_site.lockout.locked_out"
+# The client's address is the connection's, unless a reverse proxy is trusted to put it in this header
+# (e.g. X-Real-IP), overwriting whatever the client sent.
+_client_ip_header = envstr("CLIENT_IP_HEADER", "")
+AXES_IPWARE_META_PRECEDENCE_ORDER = (
+    ["HTTP_" + _client_ip_header.upper().replace("-", "_")] if _client_ip_header else ["REMOTE_ADDR"]
+)
+
+# HTTPS. The defaults suit http://127.0.0.1:8000; docs/deploy.md has the production values.
+# Behind a proxy that terminates TLS, SECURE_PROXY_SSL_HEADER names the header it sets to "https".
+_proxy_ssl_header = envstr("SECURE_PROXY_SSL_HEADER", "")
+if _proxy_ssl_header:
+    SECURE_PROXY_SSL_HEADER = ("HTTP_" + _proxy_ssl_header.upper().replace("-", "_"), "https")
+SECURE_SSL_REDIRECT = envbool("SECURE_SSL_REDIRECT", False)
+SESSION_COOKIE_SECURE = envbool("SESSION_COOKIE_SECURE", False)
+CSRF_COOKIE_SECURE = envbool("CSRF_COOKIE_SECURE", False)
+SECURE_HSTS_SECONDS = envint("SECURE_HSTS_SECONDS", 0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = envbool("SECURE_HSTS_INCLUDE_SUBDOMAINS", False)
+SECURE_HSTS_PRELOAD = envbool("SECURE_HSTS_PRELOAD", False)
+
+# Content security policy (django-csp): scripts and styles only from our own static files, never inline.
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": [SELF],
+        "script-src": [SELF],
+        "style-src": [SELF],
+        "img-src": [SELF, "data:"],  # the API docs' icons are data: URLs
+        "object-src": [NONE],
+        "base-uri": [NONE],
+        "form-action": [SELF],
+        "frame-ancestors": [NONE],
+    }
+}
+
 LANGUAGE_CODE = "en"
 LANGUAGES = [("en", "English"), ("zh-hant", "繁體中文")]
 LOCALE_PATHS = [BASE_DIR / "locale"]
@@ -160,6 +206,7 @@ USE_I18N = True
 USE_TZ = True
 
 STATIC_URL = "static/"
+STATICFILES_DIRS = [BASE_DIR / "static"]
 STATIC_ROOT = BASE_DIR / "staticfiles"
 
 # Telegram. The token is appended to both base URLs, as python-telegram-bot does, so a
@@ -196,22 +243,51 @@ PROVIDER_TIMEOUT_SECONDS = envfloat("PROVIDER_TIMEOUT_SECONDS", 180.0)
 PROVIDER_MAX_RETRIES = envint("PROVIDER_MAX_RETRIES", 2)
 PROVIDER_RETRY_BASE_SECONDS = envfloat("PROVIDER_RETRY_BASE_SECONDS", 2.0)
 
-# USD per delivered image, by provider, model and resolution (Google's list prices for Gemini 3
-# Pro Image: 1K and 2K cost the same 1,120 output tokens, 4K costs 2,000). IMAGE_PRICES in the
-# environment (JSON of the same shape) replaces the table.
+# USD per delivered image, by provider, model and resolution, for answers that don't say what
+# they used (Google's list prices for Gemini 3 Pro Image: 1K and 2K cost the same 1,120 output
+# tokens, 4K costs 2,000; OpenAI's GPT image models make one size whatever the resolution, at
+# their dearest per-image price: high quality, portrait or landscape). IMAGE_PRICES in the
+# environment (JSON of the same shape) replaces the table; every configured model needs one.
 IMAGE_PRICES = {
     "gemini": {"gemini-3-pro-image-preview": {"1K": "0.134", "2K": "0.134", "4K": "0.24"}},
-    "openai": {"gemini-3-pro-image-preview": {"1K": "0.134", "2K": "0.134", "4K": "0.24"}},
+    "openai": {
+        "gemini-3-pro-image-preview": {"1K": "0.134", "2K": "0.134", "4K": "0.24"},
+        "gpt-image-1": {"1K": "0.25", "2K": "0.25", "4K": "0.25"},
+        "gpt-image-1.5": {"1K": "0.20", "2K": "0.20", "4K": "0.20"},
+        "gpt-image-1-mini": {"1K": "0.052", "2K": "0.052", "4K": "0.052"},
+    },
 }
-try:
-    if envstr("IMAGE_PRICES", ""):
-        IMAGE_PRICES = json.loads(envstr("IMAGE_PRICES"))
-    IMAGE_PRICES = {
-        provider: {model: {res: Decimal(str(price)) for res, price in table.items()} for model, table in models.items()}
-        for provider, models in IMAGE_PRICES.items()
-    }
-except (ValueError, AttributeError, ArithmeticError) as exc:
-    _problem(f'IMAGE_PRICES must be JSON like {{"provider": {{"model": {{"2K": 0.134}}}}}}: {exc}')
+# USD per million tokens, by provider, model and kind of token: an answer that reports its usage
+# (Gemini's usageMetadata, OpenAI's usage) costs what it used. A relay bills per image, so its
+# models have none. Google's and OpenAI's list prices; IMAGE_TOKEN_PRICES (JSON) replaces them.
+IMAGE_TOKEN_PRICES = {
+    "gemini": {
+        "gemini-3-pro-image-preview": {"text_input": "2", "image_input": "2", "text_output": "12", "image_output": "120"}
+    },
+    "openai": {
+        "gpt-image-1": {"text_input": "5", "image_input": "10", "text_output": "0", "image_output": "40"},
+        "gpt-image-1.5": {"text_input": "5", "image_input": "8", "text_output": "10", "image_output": "32"},
+        "gpt-image-1-mini": {"text_input": "2", "image_input": "2.5", "text_output": "0", "image_output": "8"},
+    },
+}
+
+
+def _prices(name, table):
+    """A {provider: {model: {key: price}}} table, from the environment's JSON if set, in Decimals."""
+    try:
+        if envstr(name, ""):
+            table = json.loads(envstr(name))
+        return {
+            provider: {model: {key: Decimal(str(price)) for key, price in row.items()} for model, row in models.items()}
+            for provider, models in table.items()
+        }
+    except (ValueError, AttributeError, ArithmeticError) as exc:
+        _problem(f'{name} must be JSON like {{"provider": {{"model": {{"2K": 0.134}}}}}}: {exc}')
+        return {}
+
+
+IMAGE_PRICES = _prices("IMAGE_PRICES", IMAGE_PRICES)
+IMAGE_TOKEN_PRICES = _prices("IMAGE_TOKEN_PRICES", IMAGE_TOKEN_PRICES)
 
 # What the bot keeps and how it answers.
 MEDIA_ROOT = Path(envstr("MEDIA_ROOT", str(BASE_DIR / "media")))
