@@ -11,7 +11,7 @@ import re
 import uuid
 from dataclasses import dataclass
 from datetime import timedelta
-from decimal import Decimal
+from decimal import ROUND_HALF_UP, Decimal
 
 from django.conf import settings
 from django.db import transaction
@@ -31,6 +31,7 @@ MAX_PROMPT_CHARS = 4000
 MAX_REFERENCES = 14  # what Gemini 3 Pro Image accepts in one request
 MAX_BATCH = 4
 PAID_FIELDS = ["provider", "model", "upstream_latency_ms", "cost_usd"]
+TOKEN_KINDS = ("text_input", "image_input", "text_output", "image_output")
 OPTION = re.compile(r"(?<!\S)--(?:(?:ar|aspect)\s+(?P<ratio>\S+)|(?P<size>[124][kK]))(?!\S)")
 
 
@@ -61,8 +62,14 @@ class Identity:
         )
 
 
-def price(provider, model, resolution):
-    return settings.IMAGE_PRICES.get(provider, {}).get(model, {}).get(resolution, Decimal(0))
+def price(provider, model, resolution, usage=None):
+    """USD for one image: what its tokens cost when the answer reported them (`usage`, a
+    providers.Usage) and the model's token prices are known, else the price per image."""
+    rates = settings.IMAGE_TOKEN_PRICES.get(provider, {}).get(model)
+    if usage is None or not rates:
+        return settings.IMAGE_PRICES.get(provider, {}).get(model, {}).get(resolution, Decimal(0))
+    per_million = sum(getattr(usage, kind) * rates.get(kind, Decimal(0)) for kind in TOKEN_KINDS)
+    return (per_million / 1_000_000).quantize(Decimal("0.0001"), rounding=ROUND_HALF_UP)
 
 
 def change_defaults(*, identity, resolution=None, aspect_ratio=None):

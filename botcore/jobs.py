@@ -248,7 +248,7 @@ def _paid(generation, result):
         "provider": result.provider,
         "model": result.model,
         "upstream_latency_ms": result.upstream_ms,
-        "cost_usd": generations.price(result.provider, result.model, generation.resolution),
+        "cost_usd": generations.price(result.provider, result.model, generation.resolution, result.usage),
     }
 
 

@@ -88,7 +88,7 @@ async def test_telegram_refusing_the_photo_releases_the_quota_but_logs_the_cost(
     tg.push_text(ALICE, "a tall tower")
     [generation] = await settled(1)
     assert (generation.status, generation.error_code) == ("failed", "delivery")
-    assert generation.cost_usd == Decimal("0.134")  # the image API was paid even though the user got nothing
+    assert generation.cost_usd == Decimal("0.1345")  # the image API was paid even though the user got nothing
     assert await sync_to_async(usage_of)(ALICE) == (0, 0)
     await tg.wait_for(lambda t: "couldn't be sent to you" in texts_in(t, ALICE)[-1], what="the failure message")
 
@@ -216,13 +216,25 @@ async def test_a_4k_request_to_gpt_image_1_is_made_at_a_size_it_takes(gpt_image_
     [photo] = tg.calls_of("sendPhoto")
     assert image_size(photo.files["photo"].data) == (1536, 1024)
     assert gemini.requests == []
+    assert generation.cost_usd == Decimal("0.0423")  # from its usage: 1,056 image tokens at $40/M, a few words
+
+
+async def test_a_relay_answer_without_usage_is_charged_at_the_models_price_per_image(gpt_image_relay, bot, tg, gemini):
+    gpt_image_relay.enqueue("image", usage=False)
+    tg.push_text(ALICE, "a harbour at night")
+
+    [generation] = await settled(1)
+
+    assert (generation.status, generation.cost_usd) == ("delivered", Decimal("0.25"))
 
 
 @pytest.mark.bot_settings(ADMIN_TELEGRAM_IDS=[9000])
 async def test_a_request_the_relay_rejects_as_malformed_fails_over_and_alerts_the_admins(
     gpt_image_relay, bot, tg, gemini
 ):
-    gpt_image_relay.enqueue("http_error", status=400, code="unknown_parameter", param="n", message="Unknown parameter: 'n'.")
+    gpt_image_relay.enqueue(
+        "http_error", status=400, code="unknown_parameter", param="n", message="Unknown parameter: 'n'."
+    )
     tg.push_text(ALICE, "a harbour at night")
 
     [generation] = await settled(1)

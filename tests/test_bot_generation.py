@@ -33,7 +33,7 @@ async def test_prompt_is_answered_with_a_photo_charged_and_logged(bot, tg, gemin
     [photo] = tg.calls_of("sendPhoto")
 
     assert generation.status == "delivered"
-    assert generation.cost_usd == Decimal("0.134")
+    assert generation.cost_usd == Decimal("0.1345")  # from its usage: 1,120 image tokens at $120/M, a few words
     assert generation.file_id == tg.chat(ALICE)[-1]["photo"][-1]["file_id"]
     assert generation.upstream_latency_ms is not None and generation.total_latency_ms >= generation.upstream_latency_ms
     assert await sync_to_async(usage_of)(ALICE) == (1, 0)
@@ -70,7 +70,7 @@ async def test_hd_sends_a_photo_and_the_full_resolution_original(bot, tg, gemini
     [document] = tg.calls_of("sendDocument")
 
     assert generation.status == "delivered" and generation.resolution == "4K"
-    assert generation.cost_usd == Decimal("0.24")
+    assert generation.cost_usd == Decimal("0.2401")  # 2,000 image tokens at $120/M, a few words
     assert image_size(document.files["document"].data) == (4096, 4096)
     assert generation.document_file_id
 

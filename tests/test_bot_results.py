@@ -92,7 +92,7 @@ async def test_regenerate_makes_a_fresh_image_of_the_same_request_and_charges_it
 
     assert (again.status, again.kind, again.parent_id) == ("delivered", "regenerate", first.pk)
     assert [r.prompt for r in gemini.requests] == [PROMPT, PROMPT]  # the cache did not answer for it
-    assert not again.cache_hit and again.provider == "gemini" and again.cost_usd == Decimal("0.134")
+    assert not again.cache_hit and again.provider == "gemini" and again.cost_usd == Decimal("0.1345")
     [_, photo] = tg.calls_of("sendPhoto")
     assert "photo" in photo.files  # a newly made image, uploaded
     assert photo.params["reply_parameters"]["message_id"] == message["message_id"]
@@ -132,7 +132,8 @@ async def test_4k_button_re_renders_the_result_at_4k_on_premium(bot, tg, gemini)
     _, upscaled = await settled(2, timeout=20)
 
     assert (upscaled.status, upscaled.kind, upscaled.parent_id) == ("delivered", "upscale", first.pk)
-    assert (upscaled.resolution, upscaled.cost_usd) == ("4K", Decimal("0.24"))
+    # 2,000 image tokens out, and the result sent back in as input tokens
+    assert (upscaled.resolution, upscaled.cost_usd) == ("4K", Decimal("0.2406"))
     asked = gemini.requests[1]
     assert asked.body["generationConfig"]["imageConfig"] == {"aspectRatio": "1:1", "imageSize": "4K"}
     assert asked.images == [("image/png", first_photo)]
@@ -259,7 +260,7 @@ async def test_with_the_cache_off_the_same_request_is_made_again(bot, tg, gemini
     _, second = await settled(2)
 
     assert len(gemini.requests) == 2
-    assert (second.cache_hit, second.provider, second.cost_usd) == (False, "gemini", Decimal("0.134"))
+    assert (second.cache_hit, second.provider, second.cost_usd) == (False, "gemini", Decimal("0.1345"))
     assert await sync_to_async(usage_of)(ALICE) == (2, 0)
 
 

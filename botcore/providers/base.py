@@ -49,6 +49,16 @@ class ImageRequest:
 
 
 @dataclass(frozen=True)
+class Usage:
+    """The tokens an answer says it used, by kind: what token prices apply to."""
+
+    text_input: int = 0
+    image_input: int = 0
+    text_output: int = 0  # Gemini's thoughts count here: they are billed as text output
+    image_output: int = 0
+
+
+@dataclass(frozen=True)
 class ImageResult:
     file: BinaryIO  # the image, spooled to disk when large, so waiting jobs don't hold it in memory
     mime_type: str
@@ -56,6 +66,7 @@ class ImageResult:
     model: str
     upstream_ms: int
     thought_signature: str = ""
+    usage: Usage | None = None  # None when the answer didn't say
     model_turn: tuple = ()  # Gemini's answer, its image part without data: sent back on a refine
     passed_over: tuple = ()  # the ProviderErrors of the providers a chain tried before this one
 

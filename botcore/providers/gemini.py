@@ -9,7 +9,7 @@ import time
 import httpx
 
 from .. import memory
-from .base import ImageResult, ProviderError, spool, with_retries
+from .base import ImageResult, ProviderError, Usage, spool, with_retries
 
 # What a candidate's finishReason means when it holds no image (google-genai's types.FinishReason,
 # plus the Gemini API's PUP_LIMITED_DISABLED and MISSING_THOUGHT_SIGNATURE). Any other reason
@@ -84,8 +84,11 @@ class GeminiProvider:
                 async with reading:
                     # Not response.aread(): the response would keep the body after we are done with it.
                     body = b"".join([chunk async for chunk in response.aiter_bytes()])
-                    data, mime_type, signature, turn = extract_image(_json(body))
+                    payload = _json(body)
                     del body
+                    data, mime_type, signature, turn = extract_image(payload)
+                    usage = usage_of(payload)
+                    del payload
                     file = spool(data)
                     del data
         except httpx.TimeoutException:
@@ -101,6 +104,7 @@ class GeminiProvider:
             upstream_ms=upstream_ms,
             thought_signature=signature,
             model_turn=turn,
+            usage=usage,
         )
 
 
@@ -192,6 +196,27 @@ def extract_image(payload):
             if FINISH_REASONS.get(reason) == code:
                 raise ProviderError(code, f"finish reason {reason}{said}")
     raise ProviderError(ProviderError.NO_IMAGE, f"finish reasons {reasons or 'none'}{said}")
+
+
+def usage_of(payload):
+    """The tokens of usageMetadata by kind, or None when the answer has none. Without a breakdown
+    by modality, all the output counts as image: spend is never under-reported."""
+    meta = payload.get("usageMetadata")
+    if not isinstance(meta, dict):
+        return None
+
+    def by_modality(key):
+        return {item.get("modality"): int(item.get("tokenCount") or 0) for item in meta.get(key) or []}
+
+    given, made = by_modality("promptTokensDetails"), by_modality("candidatesTokensDetails")
+    prompt, candidates = int(meta.get("promptTokenCount") or 0), int(meta.get("candidatesTokenCount") or 0)
+    image_output = made.get("IMAGE", 0) if made else candidates
+    return Usage(
+        text_input=prompt - given.get("IMAGE", 0),
+        image_input=given.get("IMAGE", 0),
+        text_output=candidates - image_output + int(meta.get("thoughtsTokenCount") or 0),
+        image_output=image_output,
+    )
 
 
 def _without_images(parts, final):

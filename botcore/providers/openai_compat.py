@@ -12,7 +12,7 @@ import time
 import httpx
 
 from .. import memory
-from .base import ImageResult, ProviderError, spool
+from .base import ImageResult, ProviderError, Usage, spool
 
 LONG_SIDES = {"1K": 1024, "2K": 2048, "4K": 4096}
 EXTENSIONS = {"image/png": "png", "image/jpeg": "jpg", "image/webp": "webp", "image/gif": "gif"}
@@ -97,7 +97,7 @@ class OpenAICompatProvider:
     async def generate(self, request):
         started = time.monotonic()
         try:
-            image = await self._post(request)
+            image, usage = await self._post(request)
             if isinstance(image, str):  # only a link to it
                 image = await self._download(image)
         except httpx.TimeoutException:
@@ -111,13 +111,14 @@ class OpenAICompatProvider:
             provider=self.name,
             model=self.model,
             upstream_ms=int((time.monotonic() - started) * 1000),
+            usage=usage,
         )
 
     def _timeout(self):
         return httpx.Timeout(self.timeout, connect=min(10.0, self.timeout))
 
     async def _post(self, request):
-        """The image as (file, mime type), or its URL when the answer only links to it."""
+        """(the image as (file, mime type), or its URL when the answer only links to it; its Usage or None)."""
         fields = request_fields(self.model, request)
         images = request.input_images
         if images:
@@ -144,11 +145,13 @@ class OpenAICompatProvider:
             async with reading:
                 # Not response.aread(): the response would keep the body after we are done with it.
                 body = b"".join([chunk async for chunk in response.aiter_bytes()])
-                item = first_image(_json(body))
+                payload = _json(body)
                 del body
+                item, usage = first_image(payload), usage_of(payload)
+                del payload
                 if item.get("b64_json"):
-                    return _keep(_decode(item["b64_json"]))
-                return str(item["url"])
+                    return _keep(_decode(item["b64_json"])), usage
+                return str(item["url"]), usage
 
     async def _download(self, url):
         # No Authorization header: the link usually points at storage, not at the API host.
@@ -170,6 +173,22 @@ def _json(content):
         return json.loads(content)
     except ValueError:
         raise ProviderError(ProviderError.UNAVAILABLE, "answer is not JSON") from None
+
+
+def usage_of(payload):
+    """The answer's `usage` by kind of token, or None without one. Output not broken down counts
+    as image: that is all the GPT image models make."""
+    usage = payload.get("usage") if isinstance(payload, dict) else None
+    if not isinstance(usage, dict):
+        return None
+    given, made = usage.get("input_tokens_details") or {}, usage.get("output_tokens_details") or {}
+    image_input, text_output = int(given.get("image_tokens") or 0), int(made.get("text_tokens") or 0)
+    return Usage(
+        text_input=int(usage.get("input_tokens") or 0) - image_input,
+        image_input=image_input,
+        text_output=text_output,
+        image_output=int(usage.get("output_tokens") or 0) - text_output,
+    )
 
 
 def first_image(payload):

@@ -95,6 +95,10 @@ def _error(status: int, message: str | None = None, model: str = "") -> tuple[in
     return status, {"error": {"code": status, "message": message, "status": STATUS_NAMES.get(status, "UNKNOWN")}}
 
 
+def _by_modality(**counts) -> list[dict]:
+    return [{"modality": modality, "tokenCount": count} for modality, count in counts.items() if count]
+
+
 def _signature() -> str:
     return base64.b64encode(secrets.token_bytes(24)).decode()
 
@@ -279,13 +283,18 @@ class FakeGemini(ImageApiFake):
     def _response(self, model, body, parts, finish="STOP", image_tokens=0) -> dict:
         # Rough counts: ~4 characters per text token, 258 tokens per input image.
         sent = _request_parts(body)
-        prompt_tokens = max(1, sum(len(p.get("text", "")) for p in sent) // 4) + 258 * sum(
-            1 for p in sent if _get(p, "inlineData")
-        )
-        output_tokens = image_tokens + sum(len(p.get("text", "")) // 4 for p in parts)
-        usage = {"promptTokenCount": prompt_tokens, "totalTokenCount": prompt_tokens + output_tokens}
+        text_in = max(1, sum(len(p.get("text", "")) for p in sent) // 4)
+        image_in = 258 * sum(1 for p in sent if _get(p, "inlineData"))
+        text_out = sum(len(p.get("text", "")) // 4 for p in parts)
+        prompt_tokens, output_tokens = text_in + image_in, image_tokens + text_out
+        usage = {
+            "promptTokenCount": prompt_tokens,
+            "totalTokenCount": prompt_tokens + output_tokens,
+            "promptTokensDetails": _by_modality(TEXT=text_in, IMAGE=image_in),
+        }
         if output_tokens:  # blocked answers carry no candidatesTokenCount
             usage["candidatesTokenCount"] = output_tokens
+            usage["candidatesTokensDetails"] = _by_modality(TEXT=text_out, IMAGE=image_tokens)
         if self.with_thought_image and image_tokens:
             usage["thoughtsTokenCount"] = 180
             usage["totalTokenCount"] += 180

@@ -293,8 +293,11 @@ class FakeOpenAIImages(ImageApiFake):
         send(handler, 200, *stored)
 
     # ----- answers: _kind_<kind>(fields, **kw) -> (status, JSON dict or raw bytes) -----
-    def _kind_image(self, fields, width=None, height=None, image_format="PNG", as_url=None) -> tuple[int, dict]:
-        """Images of the requested size, inline (b64_json) or as links, as response_format asks."""
+    def _kind_image(
+        self, fields, width=None, height=None, image_format="PNG", as_url=None, usage=True
+    ) -> tuple[int, dict]:
+        """Images of the requested size, inline (b64_json) or as links, as response_format asks;
+        without `usage` as some relays answer."""
         if width is None or height is None:
             width, height = _parse_size(fields.get("size"), str(fields.get("model") or ""))
         fmt = image_format.upper()
@@ -309,18 +312,15 @@ class FakeOpenAIImages(ImageApiFake):
             else:
                 data.append({"b64_json": base64.b64encode(image).decode()})
         prompt_tokens = max(1, len(str(fields.get("prompt", ""))) // 4)
-        return 200, {
-            "created": int(time.time()),
-            "data": data,
-            "output_format": fmt.lower(),
-            "size": f"{width}x{height}",
-            "usage": {
+        answer = {"created": int(time.time()), "data": data, "output_format": fmt.lower(), "size": f"{width}x{height}"}
+        if usage:
+            answer["usage"] = {
                 "input_tokens": prompt_tokens,
                 "input_tokens_details": {"text_tokens": prompt_tokens, "image_tokens": 0},
                 "output_tokens": 1056 * len(data),
                 "total_tokens": prompt_tokens + 1056 * len(data),
-            },
-        }
+            }
+        return 200, answer
 
     def _kind_url(self, fields, **kw) -> tuple[int, dict]:
         """A link instead of inline data, whatever response_format asked: what many relays do."""
