@@ -149,6 +149,14 @@ if _cache_url.split(":", 1)[0] not in environ.Env.CACHE_SCHEMES:
     _problem("CACHE_URL must start with redis://, locmemcache:// or another supported scheme")
     _cache_url = "locmemcache://"
 CACHES = {"default": env.cache_url_config(_cache_url)}
+if CACHES["default"]["BACKEND"] == "django.core.cache.backends.redis.RedisCache":
+    # A cache server that is down or unreachable slows the bot down rather than stopping it.
+    CACHES["default"]["BACKEND"] = "nanobot_site.cache.RedisCache"
+    CACHES["default"]["OPTIONS"] = {
+        "socket_connect_timeout": 2,
+        "socket_timeout": 2,
+        **CACHES["default"].get("OPTIONS", {}),  # the URL's own win
+    }
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
