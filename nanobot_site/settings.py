@@ -172,6 +172,7 @@ AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
 AXES_FAILURE_LIMIT = envint("LOGIN_FAILURE_LIMIT", 5)
 AXES_COOLOFF_TIME = timedelta(minutes=envint("LOGIN_LOCKOUT_MINUTES", 15))
 AXES_RESET_ON_SUCCESS = True
+AXES_VERBOSE = False  # no banner on every manage.py command; lockouts are still logged
 AXES_LOCKOUT_CALLABLE = "nanobot_site.lockout.locked_out"
 # The client's address is the connection's, unless a reverse proxy is trusted to put it in this header
 # (e.g. X-Real-IP), overwriting whatever the client sent.
