@@ -7,7 +7,9 @@ jobs.py reaches them through sync_to_async. Every status change goes through `st
 
 import logging
 import math
+import os
 import re
+import socket
 import uuid
 from dataclasses import dataclass
 from datetime import timedelta
@@ -15,7 +17,7 @@ from decimal import ROUND_HALF_UP, Decimal
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Count, Max, Q
+from django.db.models import Count, F, Max, Q
 from django.utils import timezone
 
 from accounts import moderation, quota
@@ -30,6 +32,8 @@ MIN_PROMPT_CHARS = 3
 MAX_PROMPT_CHARS = 4000
 MAX_REFERENCES = 14  # what Gemini 3 Pro Image accepts in one request
 MAX_BATCH = 4
+# A job whose runner died more often than this (say, the job itself kills it) is not taken again.
+MAX_ATTEMPTS = 3
 PAID_FIELDS = ["provider", "model", "upstream_latency_ms", "cost_usd"]
 TOKEN_KINDS = ("text_input", "image_input", "text_output", "image_output")
 OPTION = re.compile(r"(?<!\S)--(?:(?:ar|aspect)\s+(?P<ratio>\S+)|(?P<size>[124][kK]))(?!\S)")
@@ -281,16 +285,54 @@ def _queue(user, *, prompt, resolution, aspect_ratio, count=1, **fields):
         ]
 
 
-def start(generation, status_message_id=None):
-    """Move a queued generation to running; False when it is not queued (already taken or expired)."""
-    fields = {"status": Generation.Status.RUNNING, "started_at": timezone.now()}
+def runner():
+    """This process's name on the jobs it runs: host, pid and a random part (a pid is reused)."""
+    global _runner
+    if _runner is None or _runner[0] != os.getpid():  # a forked Celery child is a runner of its own
+        _runner = (os.getpid(), f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}")
+    return _runner[1]
+
+
+_runner = None
+
+
+def lease_end():
+    return timezone.now() + timedelta(seconds=settings.JOB_LEASE_SECONDS)
+
+
+def start(generation, status_message_id=None, *, takeover=False):
+    """Move a queued generation to running, leased to this process; False when it is not queued
+    (already taken, or finished).
+
+    With `takeover` (a Celery task, which its broker may deliver again after a worker died), a
+    running job whose lease ran out is taken over too, up to MAX_ATTEMPTS runs.
+    """
+    now = timezone.now()
+    fields = {"status": Generation.Status.RUNNING, "started_at": now, "runner": runner(), "lease_until": lease_end()}
     if status_message_id:
         fields["status_message_id"] = status_message_id
-    if not Generation.objects.filter(pk=generation.pk, status=Generation.Status.QUEUED).update(**fields):
+    takeable = Q(status=Generation.Status.QUEUED)
+    if takeover:
+        takeable |= Q(status=Generation.Status.RUNNING, lease_until__lt=now)
+    taken = Generation.objects.filter(takeable, pk=generation.pk, attempts__lt=MAX_ATTEMPTS).update(
+        attempts=F("attempts") + 1, **fields
+    )
+    if not taken:
         return False
     for name, value in fields.items():
         setattr(generation, name, value)
     return True
+
+
+def renew_leases():
+    """Keep this process's running jobs leased: a job whose lease runs out is taken for abandoned."""
+    return Generation.objects.filter(runner=runner(), status=Generation.Status.RUNNING).update(lease_until=lease_end())
+
+
+def held_elsewhere(generation_ids):
+    """When the longest live lease on these jobs held by another process ends, or None if none is."""
+    live = Q(pk__in=generation_ids, status=Generation.Status.RUNNING, lease_until__gte=timezone.now())
+    return Generation.objects.filter(live).exclude(runner=runner()).aggregate(until=Max("lease_until"))["until"]
 
 
 def finish(generation, status, charge=True, **fields):
@@ -327,11 +369,18 @@ def cached(key):
 
 
 def expire_stale():
-    """Fail generations left open by a crashed bot or worker, giving their quota back; returns them."""
-    cutoff = timezone.now() - timedelta(seconds=settings.STALE_GENERATION_SECONDS)
+    """Fail the generations a crashed bot or worker left open, giving their quota back; returns them.
+
+    A running job is abandoned once its lease runs out (its runner renews it every few seconds); a
+    queued one, and one started before leases existed, after STALE_GENERATION_SECONDS.
+    """
+    now = timezone.now()
+    cutoff = now - timedelta(seconds=settings.STALE_GENERATION_SECONDS)
     # A running job counts from its start: time spent waiting in a busy Celery queue is not a crash.
-    stale = Q(status=Generation.Status.QUEUED, created_at__lt=cutoff) | Q(
-        status=Generation.Status.RUNNING, started_at__lt=cutoff
+    stale = (
+        Q(status=Generation.Status.QUEUED, created_at__lt=cutoff)
+        | Q(status=Generation.Status.RUNNING, lease_until__lt=now)
+        | Q(status=Generation.Status.RUNNING, lease_until=None, started_at__lt=cutoff)
     )
     stale = Generation.objects.filter(stale).select_related("user")
     return [

@@ -10,12 +10,13 @@ import hashlib
 import logging
 import time
 import unicodedata
-from contextlib import suppress
+from contextlib import asynccontextmanager, suppress
 
 from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.core.cache import cache
 from django.db import connection
+from django.utils import timezone
 from telegram import Bot
 from telegram.constants import ParseMode
 from telegram.error import Forbidden, TelegramError
@@ -25,7 +26,7 @@ from dashboard import summaries
 from . import connections, generations, results
 from .models import Generation
 from .providers import ImageRequest, ProviderError, Turn, open_provider
-from .telegram import delivery, files, keyboards, texts
+from .telegram import delivery, files, keyboards, texts, updates
 from .telegram.transport import bot_request
 
 log = logging.getLogger(__name__)
@@ -38,25 +39,51 @@ UPSCALE_PROMPT = "Re-render this image at a higher resolution with finer detail.
 UNCACHED_KINDS = {Generation.Kind.REGENERATE, Generation.Kind.VARIATION}
 
 
-async def run_generation(batch, *, bot, provider, status_message_id=None):
-    """Make and deliver the images of one request: one Generation, or the several of a /batch."""
+async def run_generation(batch, *, bot, provider, status_message_id=None, takeover=False):
+    """Make and deliver the images of one request: one Generation, or the several of a /batch.
+
+    `takeover` is for a job its Celery message brought again (the worker running it died): a job
+    still leased to a live process is left to it, one whose lease ran out is run here.
+    """
     started = time.monotonic()
     await sync_to_async(connections.make_usable)()
-    generations_given = batch
-    batch = [
-        generation for generation in batch if await sync_to_async(generations.start)(generation, status_message_id)
+    ids = [generation.pk for generation in batch]
+    if takeover and (held_until := await sync_to_async(generations.held_elsewhere)(ids)):
+        await asyncio.sleep(max(0.0, (held_until - timezone.now()).total_seconds()) + 1)
+    taken = [
+        generation
+        for generation in batch
+        if await sync_to_async(generations.start)(generation, status_message_id, takeover=takeover)
     ]
-    if not batch:  # expired while queued: the sweeper has told the user
-        log.info("generations are not queued any more; skipped")
-        if status_message_id and generations_given:
-            with suppress(TelegramError):
-                await bot.delete_message(generations_given[0].chat_id, status_message_id)
+    if not taken:
+        await _not_taken(bot, ids, status_message_id)
         return
     try:
-        await _run(batch, bot, provider, started)
+        await _run(taken, bot, provider, started)
     except Exception:
-        log.exception("generation %s crashed", batch[0].pk)
-        await _fail_all(bot, batch, "internal", "unexpected error")
+        log.exception("generation %s crashed", taken[0].pk)
+        await _fail_all(bot, taken, "internal", "unexpected error")
+
+
+async def _not_taken(bot, ids, status_message_id):
+    """A job that didn't start here: finished, run by another process, or given up on."""
+    first = await Generation.objects.select_related("user").filter(pk__in=ids).order_by("pk").afirst()
+    if first is None:
+        return
+    if first.is_open and first.runner != "" and first.attempts >= generations.MAX_ATTEMPTS:
+        log.warning("generation %s killed its runner %d times; given up", first.pk, first.attempts)
+        await _fail_all(bot, await _rows(ids), "interrupted", "its runners died")
+    elif not first.is_open and not first.status_message_id and status_message_id:
+        # Expired while queued, before it knew its status message: the sweeper told the user anew.
+        log.info("generation %s is not queued any more; skipped", first.pk)
+        with suppress(TelegramError):
+            await bot.delete_message(first.chat_id, status_message_id)
+    else:
+        log.info("generation %s is %s, runner %s; not run again here", first.pk, first.status, first.runner)
+
+
+async def _rows(ids):
+    return [g async for g in Generation.objects.select_related("user", "parent").filter(pk__in=ids).order_by("pk")]
 
 
 async def _run(batch, bot, provider, started):
@@ -304,19 +331,55 @@ async def expire_stale(bot):
     expired = await sync_to_async(generations.expire_stale)()
     for generation in expired:
         await tell_failure(bot, generation, "interrupted")
+    if expired:
+        log.warning("released the quota of %d generations left unfinished", len(expired))
     return len(expired)
 
 
+async def recover_abandoned(bot):
+    """At start: the jobs a process that died was running are failed, their status messages turned
+    into an apology and their quota released, as soon as their leases run out (at most
+    JOB_LEASE_SECONDS), instead of at the next stale sweep."""
+    try:
+        await sync_to_async(connections.make_usable)()
+        await expire_stale(bot)
+        await asyncio.sleep(settings.JOB_LEASE_SECONDS + 1)
+        await expire_stale(bot)
+    except Exception:
+        log.exception("recovering abandoned generations failed")
+
+
+@asynccontextmanager
+async def leases_held():
+    """While the block runs, renew the leases of the jobs this process runs."""
+
+    async def renew():
+        while True:
+            await asyncio.sleep(settings.JOB_LEASE_SECONDS / 6)
+            try:
+                await sync_to_async(generations.renew_leases)()
+            except Exception:  # the database is away: the next renewal tries again
+                log.warning("job leases not renewed", exc_info=True)
+
+    task = asyncio.create_task(renew())
+    try:
+        yield
+    finally:
+        task.cancel()
+        with suppress(asyncio.CancelledError):
+            await task
+
+
 async def sweep_stale_forever(bot, every_seconds=60):
-    """Every minute: expire stale jobs, purge old results; once a day, sum up the day that closed."""
+    """Every minute: expire stale jobs, purge old results and update ids; once a day, sum up the day
+    that closed."""
     summed_up_before = None
     while True:
         try:
             await sync_to_async(connections.make_usable)()
-            expired = await expire_stale(bot)
-            if expired:
-                log.warning("released the quota of %d generations left unfinished", expired)
+            await expire_stale(bot)
             await sync_to_async(results.purge_old)()
+            await sync_to_async(updates.forget_old)()
             if summed_up_before != (first_open := await sync_to_async(summaries.first_open_day)()):
                 await _sum_up_closed_days()
                 summed_up_before = first_open
@@ -358,17 +421,13 @@ async def run_generation_standalone(generation_ids, status_message_id=None):
         base_file_url=settings.TELEGRAM_BASE_FILE_URL,
         request=bot_request(),
     )
-    batch = [
-        generation
-        async for generation in Generation.objects.select_related("user", "parent")
-        .filter(pk__in=generation_ids)
-        .order_by("pk")
-    ]
+    await sync_to_async(connections.make_usable)()
+    batch = await _rows(generation_ids)
     if not batch:
         log.warning("generations %s do not exist; skipped", generation_ids)
         return
-    async with bot, open_provider() as provider:
-        await run_generation(batch, bot=bot, provider=provider, status_message_id=status_message_id)
+    async with bot, open_provider() as provider, leases_held():
+        await run_generation(batch, bot=bot, provider=provider, status_message_id=status_message_id, takeover=True)
 
 
 def _ms_since(started):

@@ -1,6 +1,9 @@
-"""With a broker configured, the bot hands jobs to a real Celery worker process."""
+"""With a broker configured, the bot hands jobs to a real Celery worker process; a job whose worker
+was killed is brought again by the broker and finished once, never twice."""
 
+import asyncio
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -11,6 +14,7 @@ from pathlib import Path
 import pytest
 from asgiref.sync import sync_to_async
 
+from botcore.models import Generation
 from nanobot_site.celery import app as celery_app
 from tests.conftest import settled
 from tests.fakes.processes import process_env
@@ -21,6 +25,7 @@ REDIS = ("127.0.0.1", 6379)
 BROKER_URL = "redis://127.0.0.1:6379/15"
 DEAD_BROKER_URL = "redis://127.0.0.1:1/0"  # nothing listens on port 1
 QUEUE = f"nanobot-test-{uuid.uuid4().hex[:8]}"
+LEASE = 2  # JOB_LEASE_SECONDS of the worker: a dead one's job is taken over this soon
 
 
 def redis_is_up():
@@ -115,3 +120,48 @@ async def test_request_fails_cleanly_when_the_broker_is_down(dead_broker, bot, t
     await tg.wait_for(lambda t: "Nothing was charged" in texts_in(t, ALICE)[-1], what="the apology")
     assert not any("Creating your image" in text for text in texts_in(tg, ALICE))
     assert gemini.requests == []
+
+
+@pytest.fixture
+def prefork_worker(broker, tg, gemini, transactional_db):
+    env = process_env(tg, gemini, CELERY_BROKER_URL=broker, CELERY_QUEUE=QUEUE, JOB_LEASE_SECONDS=LEASE)
+    command = [sys.executable, "-m", "celery", "-A", "nanobot_site", "worker", "--pool=prefork", "--concurrency=1"]
+    command += ["--loglevel=INFO", "--without-gossip", "--without-mingle", "--without-heartbeat"]
+    process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    yield process
+    process.terminate()
+    try:
+        process.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
+def children_of(pid):
+    found = subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True).stdout.split()
+    return [int(child) for child in found]
+
+
+async def wait_for_children(pid):
+    for _ in range(300):
+        if children := children_of(pid):
+            return children
+        await asyncio.sleep(0.1)
+    raise AssertionError("the worker started no pool process")
+
+
+@pytest.mark.bot_settings(CELERY_BROKER_URL=BROKER_URL, JOB_LEASE_SECONDS=LEASE)
+async def test_a_job_whose_worker_was_killed_is_finished_once_by_the_next(prefork_worker, bot, tg, gemini):
+    [child] = await wait_for_children(prefork_worker.pid)
+    gemini.enqueue("delay", seconds=60)
+    tg.push_text(ALICE, "a tram in the rain")
+    await gemini.wait_for(lambda g: g.in_flight == 1, timeout=60, what="the image call")
+
+    os.kill(child, signal.SIGKILL)  # acks_late: the broker hands the task out again
+
+    [generation] = await settled(1, timeout=60)
+    assert generation.status == "delivered" and generation.attempts == 2
+    assert len(tg.calls_of("sendPhoto")) == 1 and len(gemini.requests) == 2
+    assert await sync_to_async(usage_of)(ALICE) == (1, 0)
+    await tg.wait_for(lambda t: not any("Creating your image" in text for text in texts_in(t, ALICE)))
+    assert await Generation.objects.acount() == 1

@@ -34,9 +34,10 @@ COMMANDS = [
 async def _post_init(application):
     application.bot_data["resources"] = resources = AsyncExitStack()
     application.bot_data["provider"] = await resources.enter_async_context(open_provider())
-    # A plain task, not application.create_task: Application.stop() would wait for it forever.
-    sweeper = asyncio.create_task(jobs.sweep_stale_forever(application.bot))
-    resources.callback(sweeper.cancel)
+    await resources.enter_async_context(jobs.leases_held())
+    # Plain tasks, not application.create_task: Application.stop() would wait for them forever.
+    for work in (jobs.sweep_stale_forever(application.bot), jobs.recover_abandoned(application.bot)):
+        resources.callback(asyncio.create_task(work).cancel)
     await application.bot.set_my_commands(COMMANDS)
 
 
