@@ -319,8 +319,11 @@ try:
 except ArithmeticError:
     _problem("MONTHLY_BUDGET_USD must be a number of US dollars, e.g. 500")
 
-# Generations stuck queued or running this long (a crashed bot or worker) give their quota back.
+# Generations still queued this long (a job lost with its Celery message) give their quota back.
 STALE_GENERATION_SECONDS = envint("STALE_GENERATION_SECONDS", 900)
+# A running job is leased to its process, which renews the lease every few seconds; once a lease has
+# run out (the process died) the job is failed, its quota released and its user told.
+JOB_LEASE_SECONDS = envint("JOB_LEASE_SECONDS", 30)
 
 # Jobs run in a Celery worker when a broker is configured, else inside the bot process.
 CELERY_BROKER_URL = envstr("CELERY_BROKER_URL", "")
