@@ -50,7 +50,11 @@ def start_broadcast(broadcast_id):
 def _send_broadcast(broadcast_id):
     from . import broadcasts
 
-    try:
-        asyncio.run(broadcasts.send(broadcast_id))
-    finally:
-        db.connections.close_all()
+    async def send():
+        try:
+            await broadcasts.send(broadcast_id)
+        finally:
+            # Its queries ran in asgiref's one thread for sync code, not this one: close the connection there.
+            await sync_to_async(db.connections.close_all)()
+
+    asyncio.run(send())
