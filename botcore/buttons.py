@@ -10,7 +10,7 @@ import hmac
 
 from django.conf import settings
 
-ACTIONS = {"g": "regenerate", "v": "variation", "u": "upscale", "o": "original"}
+ACTIONS = {"g": "regenerate", "v": "variation", "u": "upscale", "o": "original", "s": "send"}
 LETTERS = {action: letter for letter, action in ACTIONS.items()}
 PREFIX = "r"
 

@@ -32,6 +32,8 @@ MIN_PROMPT_CHARS = 3
 MAX_PROMPT_CHARS = 4000
 MAX_REFERENCES = 14  # what Gemini 3 Pro Image accepts in one request
 MAX_BATCH = 4
+# A result made (and paid for) but not sent: kept, and offered to its user with a button.
+UNDELIVERED = {"status": "failed", "error_code": "delivery"}
 # A job whose runner died more often than this (say, the job itself kills it) is not taken again.
 MAX_ATTEMPTS = 3
 PAID_FIELDS = ["provider", "model", "upstream_latency_ms", "cost_usd"]
@@ -199,6 +201,24 @@ def follow_up(*, identity, generation_id, action, message_id=None):
 def original_of(*, identity, generation_id):
     """One of this user's results, for sending its original file; Refusal when it is gone."""
     return result_of(identity.touch(), generation_id)
+
+
+def undelivered_of(*, identity, generation_id):
+    """One of this user's results that was made but couldn't be sent, and is still kept; Refusal when
+    it is gone or was delivered since (a second press)."""
+    generation = (
+        Generation.objects.filter(pk=generation_id, user=identity.touch(), **UNDELIVERED).exclude(original="").first()
+    )
+    if generation is None or generation.finished_at < timezone.now() - timedelta(days=settings.RESULT_KEEP_DAYS):
+        raise Refusal("result_gone")
+    return generation
+
+
+def delivered_late(generation, **shown):
+    """Record an undelivered result as delivered after all (not charged: its quota was released)."""
+    return Generation.objects.filter(pk=generation.pk, **UNDELIVERED).update(
+        status=Generation.Status.DELIVERED, error_code="", error_message="", **shown
+    )
 
 
 def result_of(user, generation_id):

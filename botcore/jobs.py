@@ -204,7 +204,11 @@ async def _deliver(bot, made, key, started):
                 original=generation.original.name if generation.original else "",  # so it is purged in time
                 **_paid(generation, result),
             )
-        await _tell_failures(bot, first, code, failed=len(made), total=len(made))
+        kept = [generation for generation, _ in made if generation.original]
+        if code == "delivery" and kept and not isinstance(exc, Forbidden):  # not lost: offered again
+            await tell_failure(bot, first, "undelivered", reply_markup=keyboards.undelivered(kept))
+        else:
+            await _tell_failures(bot, first, code, failed=len(made), total=len(made))
         return False
     for (generation, result), message in zip(made, sent, strict=True):
         await _close(
@@ -309,13 +313,17 @@ async def _tell_failures(bot, first, code, *, failed, total):
         await bot.send_message(first.chat_id, text, parse_mode=ParseMode.HTML)
 
 
-async def tell_failure(bot, generation, code):
+async def tell_failure(bot, generation, code, reply_markup=None):
     """Turn the status message into the failure's explanation, or say it anew if that message is gone."""
     text = texts.failure(generation.user.language_code, code)
     try:
         if generation.status_message_id:
             await bot.edit_message_text(
-                text, chat_id=generation.chat_id, message_id=generation.status_message_id, parse_mode=ParseMode.HTML
+                text,
+                chat_id=generation.chat_id,
+                message_id=generation.status_message_id,
+                parse_mode=ParseMode.HTML,
+                reply_markup=reply_markup,
             )
             return
     except Forbidden:  # the user blocked the bot
@@ -323,7 +331,19 @@ async def tell_failure(bot, generation, code):
     except TelegramError as exc:  # the status message is gone, or Telegram didn't answer: say it anew
         log.info("status message of generation %s not edited: %s", generation.pk, exc)
     with suppress(TelegramError):
-        await bot.send_message(generation.chat_id, text, parse_mode=ParseMode.HTML)
+        await bot.send_message(generation.chat_id, text, parse_mode=ParseMode.HTML, reply_markup=reply_markup)
+
+
+async def deliver_kept(bot, generation, *, reply_to=None):
+    """Send a result that was made but couldn't be delivered, as its kept original file; free, since
+    its quota was released. False when it is gone."""
+    message = await delivery.persistently(lambda: delivery.send_original_of(bot, generation, reply_to=reply_to))
+    if message is None:
+        return False
+    await sync_to_async(generations.delivered_late)(
+        generation, document_file_id=message.document.file_id, document_message_id=message.message_id
+    )
+    return True
 
 
 async def expire_stale(bot):

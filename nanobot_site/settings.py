@@ -307,6 +307,8 @@ RESULT_KEEP_DAYS = envint("RESULT_KEEP_DAYS", 30)
 RESULT_CACHE_SECONDS = envint("RESULT_CACHE_SECONDS", 24 * 3600)
 # Album parts arrive as separate updates; wait this long after the last one before starting.
 ALBUM_WAIT_SECONDS = envfloat("ALBUM_WAIT_SECONDS", 1.5)
+# A result Telegram won't take is sent again through its passing faults (5xx, network, 429) for this long.
+SEND_RETRY_SECONDS = envfloat("SEND_RETRY_SECONDS", 60.0)
 # photo: a photo only (recompressed when Telegram requires); document: the original file only;
 # both: the photo, plus the original file whenever the photo isn't it.
 DELIVERY_MODE = envstr("DELIVERY_MODE", "both")

@@ -90,7 +90,8 @@ async def test_telegram_refusing_the_photo_releases_the_quota_but_logs_the_cost(
     assert (generation.status, generation.error_code) == ("failed", "delivery")
     assert generation.cost_usd == Decimal("0.1345")  # the image API was paid even though the user got nothing
     assert await sync_to_async(usage_of)(ALICE) == (0, 0)
-    await tg.wait_for(lambda t: "couldn't be sent to you" in texts_in(t, ALICE)[-1], what="the failure message")
+    await tg.wait_for(lambda t: "It is kept for you" in texts_in(t, ALICE)[-1], what="the offer to send it as a file")
+    assert len(tg.calls_of("sendPhoto")) == 1  # a refusal is not a passing fault: not tried again
 
 
 async def test_banned_word_is_refused_without_calling_the_image_api(bot, tg, gemini):

@@ -312,14 +312,16 @@ async def test_batch_with_one_failed_image_delivers_and_charges_the_other_three(
     await tg.wait_for(lambda t: not any("Creating your image" in text for text in texts_in(t, ALICE)))
 
 
-async def test_batch_whose_album_telegram_refuses_is_told_as_one_failure_of_all_four(bot, tg, gemini):
+async def test_batch_whose_album_telegram_refuses_is_offered_as_files_in_one_message(bot, tg, gemini):
     await a_user(ALICE, "premium")
     gemini.enqueue("finish", finish_reason="SAFETY")
     tg.fail_next("sendMediaGroup", 400, "Bad Request: MEDIA_EMPTY")
 
     tg.push_text(ALICE, "/batch 4 a lighthouse")
     done = await settled(4, timeout=20)
-    await told(tg, "couldn't be sent to you")
+    await told(tg, "It is kept for you")
+    [offer] = [m for m in tg.chat(ALICE) if "It is kept for you" in m.get("text", "")]
+    assert len(offer["reply_markup"]["inline_keyboard"]) == 3  # a button for each image made
 
     assert sorted(g.error_code for g in done) == ["delivery"] * 3 + ["safety"]
     assert await sync_to_async(usage_of)(ALICE) == (0, 0)

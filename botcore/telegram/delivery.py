@@ -11,7 +11,7 @@ from django.conf import settings
 from PIL import Image
 from telegram import InputMediaDocument, InputMediaPhoto, ReplyParameters
 from telegram.constants import ChatAction, ParseMode
-from telegram.error import TelegramError
+from telegram.error import BadRequest, NetworkError, RetryAfter, TelegramError
 
 from botcore import memory, results
 
@@ -28,6 +28,8 @@ EXTENSIONS = {"JPEG": "jpg", "PNG": "png", "WEBP": "webp"}
 
 # Decoding a 4K image takes ~50 MB; bound how many are decoded at once across all jobs.
 _decoding = threading.BoundedSemaphore(2)
+# Waits between tries of a result's upload, as shares of SEND_RETRY_SECONDS (a minute by default).
+RETRY_SHARES = (1 / 60, 2 / 60, 4 / 60, 8 / 60, 15 / 60, 30 / 60)
 
 
 class UnreadableImage(Exception):
@@ -97,6 +99,27 @@ def _memory_needed_mb(file):
     return (3 * size + pixels) // memory.MB + 1
 
 
+async def persistently(send):
+    """Await `send()`, the upload of a paid result, trying again through Telegram's passing faults
+    (a 5xx, a network error, a 429 the rate limiter couldn't absorb) for about SEND_RETRY_SECONDS.
+    A time-out may have reached the chat: a rare duplicate beats a paid image lost."""
+    for share in (*RETRY_SHARES, None):
+        try:
+            return await send()
+        except (NetworkError, RetryAfter) as exc:
+            if share is None or isinstance(exc, BadRequest):  # PTB's BadRequest is a NetworkError
+                raise
+            wait = share * settings.SEND_RETRY_SECONDS
+            if isinstance(exc, RetryAfter):
+                wait = max(wait, _seconds(exc.retry_after))
+            log.info("result upload failed (%s); trying again in %.1f s", exc, wait)
+            await asyncio.sleep(wait)
+
+
+def _seconds(retry_after):
+    return retry_after.total_seconds() if hasattr(retry_after, "total_seconds") else float(retry_after)
+
+
 @dataclass(frozen=True)
 class Sent:
     message_id: int  # the message carrying the result (the photo, or the file in document mode)
@@ -113,16 +136,20 @@ async def deliver(bot, chat_id, file, *, caption, reply_to=None, stem="image", r
         prepared = await asyncio.to_thread(prepare, data, stem)
         reply = ReplyParameters(reply_to, allow_sending_without_reply=True) if reply_to else None
         if settings.DELIVERY_MODE == "document":
-            message = await _send_original(bot, chat_id, data, prepared, caption, reply, reply_markup)
+            message = await persistently(
+                lambda: _send_original(bot, chat_id, data, prepared, caption, reply, reply_markup)
+            )
             return Sent(message.message_id, document_file_id=message.document.file_id)
-        message = await bot.send_photo(
-            chat_id,
-            photo=prepared.photo,
-            filename=prepared.photo_filename,
-            caption=caption,
-            parse_mode=ParseMode.HTML,
-            reply_parameters=reply,
-            reply_markup=reply_markup,
+        message = await persistently(
+            lambda: bot.send_photo(
+                chat_id,
+                photo=prepared.photo,
+                filename=prepared.photo_filename,
+                caption=caption,
+                parse_mode=ParseMode.HTML,
+                reply_parameters=reply,
+                reply_markup=reply_markup,
+            )
         )
         sent = Sent(message.message_id, message.photo[-1].file_id)
         if prepared.send_original and settings.DELIVERY_MODE == "both":
@@ -161,7 +188,8 @@ async def deliver_album(bot, chat_id, files, *, caption, reply_to=None, stem="im
             images.append((data, await asyncio.to_thread(prepare, data, f"{stem}-{index + 1}")))
         reply = ReplyParameters(reply_to, allow_sending_without_reply=True) if reply_to else None
         if settings.DELIVERY_MODE == "document":
-            messages = await bot.send_media_group(chat_id, _originals(images, caption), reply_parameters=reply)
+            media = _originals(images, caption)
+            messages = await persistently(lambda: bot.send_media_group(chat_id, media, reply_parameters=reply))
             return [Sent(m.message_id, document_file_id=m.document.file_id) for m in messages]
         photos = [
             InputMediaPhoto(
@@ -172,7 +200,7 @@ async def deliver_album(bot, chat_id, files, *, caption, reply_to=None, stem="im
             )
             for index, (_, prepared) in enumerate(images)
         ]
-        messages = await bot.send_media_group(chat_id, photos, reply_parameters=reply)
+        messages = await persistently(lambda: bot.send_media_group(chat_id, photos, reply_parameters=reply))
         sent = [Sent(message.message_id, message.photo[-1].file_id) for message in messages]
         wanted = [index for index, (_, prepared) in enumerate(images) if prepared.send_original]
         if settings.DELIVERY_MODE == "both" and wanted:
@@ -217,19 +245,17 @@ async def _add_originals(bot, chat_id, images, sent, wanted):
 
 async def send_original_of(bot, generation, *, reply_to=None):
     """Send a result's original file: by file_id when Telegram has it, else from the kept file.
-    False when neither exists any more."""
+    The message, or None when neither exists any more."""
     reply = ReplyParameters(reply_to, allow_sending_without_reply=True) if reply_to else None
     if generation.document_file_id:
-        await bot.send_document(generation.chat_id, document=generation.document_file_id, reply_parameters=reply)
-        return True
+        return await bot.send_document(generation.chat_id, document=generation.document_file_id, reply_parameters=reply)
     data = await asyncio.to_thread(results.read, generation)
     if data is None:
-        return False
+        return None
     name = f"nanobot-{generation.pk}.{generation.original.name.rsplit('.', 1)[-1]}"
-    await bot.send_document(
+    return await bot.send_document(
         generation.chat_id, document=data, filename=name, disable_content_type_detection=True, reply_parameters=reply
     )
-    return True
 
 
 async def resend(bot, chat_id, earlier, *, caption, reply_to=None, reply_markup=None):

@@ -7,7 +7,7 @@ from contextlib import suppress
 from asgiref.sync import sync_to_async
 from django.conf import settings
 from telegram.constants import ParseMode
-from telegram.error import TelegramError
+from telegram.error import Forbidden, TelegramError
 
 from accounts.models import Resolution
 from botcore import buttons, dispatch, generations, jobs
@@ -187,22 +187,26 @@ async def _start(context, message, who, make):
             texts.say(who.language_code, texts.WORKING, resolution=first.resolution, aspect_ratio=first.aspect_ratio),
             parse_mode=ParseMode.HTML,
         )
-    except TelegramError as exc:  # can't reach the chat: give the reservation back
-        log.warning("status message for generation %s not sent: %s", first.pk, exc)
+    except Forbidden as exc:  # the user blocked the bot: no image could reach them either
+        log.info("status message for generation %s not sent: %s", first.pk, exc)
         for generation in batch:
             await sync_to_async(generations.finish)(
                 generation, Generation.Status.FAILED, error_code="delivery", error_message=str(exc)
             )
         return
+    except TelegramError as exc:  # a passing fault: the image matters, the status message doesn't
+        log.warning("status message for generation %s not sent: %s", first.pk, exc)
+        status = None
+    status_message_id = status.message_id if status else None
     try:
-        await dispatch.submit(context.application, batch, status.message_id)
+        await dispatch.submit(context.application, batch, status_message_id)
     except Exception:  # e.g. the Celery broker is down: the job never started, so nothing is owed
         log.exception("generation %s could not be handed over", first.pk)
         for generation in batch:
             await sync_to_async(generations.finish)(
                 generation, Generation.Status.FAILED, error_code="internal", error_message="job not queued"
             )
-        first.status_message_id = status.message_id
+        first.status_message_id = status_message_id
         await jobs.tell_failure(context.bot, first, "internal")
 
 
@@ -223,7 +227,16 @@ async def button_pressed(update, context):
         except generations.Refusal as refusal:
             await message.reply_html(texts.refusal(who.language_code, refusal))
             return
-        if not await delivery.send_original_of(context.bot, generation, reply_to=message.message_id):
+        if await delivery.send_original_of(context.bot, generation, reply_to=message.message_id) is None:
+            await message.reply_html(texts.say(who.language_code, texts.ORIGINAL_GONE))
+        return
+    if action == "send":
+        try:
+            generation = await sync_to_async(generations.undelivered_of)(identity=who, generation_id=generation_id)
+        except generations.Refusal as refusal:
+            await message.reply_html(texts.refusal(who.language_code, refusal))
+            return
+        if not await jobs.deliver_kept(context.bot, generation, reply_to=message.message_id):
             await message.reply_html(texts.say(who.language_code, texts.ORIGINAL_GONE))
         return
     await _start(

@@ -35,6 +35,23 @@ def batch(generations):
     return InlineKeyboardMarkup(rows)
 
 
+def undelivered(generations):
+    """A button for each result that was made but couldn't be sent: a press sends it as a file."""
+    lang = generations[0].user.language_code
+    label = texts.button(lang, "send")
+    return InlineKeyboardMarkup(
+        [
+            [
+                InlineKeyboardButton(
+                    label if len(generations) == 1 else f"{number} {label}",
+                    callback_data=buttons.encode("send", generation.pk, generation.user.telegram_id),
+                )
+            ]
+            for number, generation in enumerate(generations, start=1)
+        ]
+    )
+
+
 def settings(user):
     def mark(value, current):
         return f"• {value} •" if value == current else value

@@ -60,6 +60,10 @@ FAILURES = {
     "unavailable": _("The image service is unavailable right now. Please try again in a few minutes."),
     "timeout": _("The image took too long to make. Please try again."),
     "delivery": _("The image was made but couldn't be sent to you. Please try again."),
+    "undelivered": _(
+        "Your image was made, but Telegram wouldn't take it just now. It is kept for you: "
+        "press the button to get it as a file."
+    ),
     "interrupted": _("The bot restarted while making your image. Please send your request again."),
     "input_too_big": _("That file is over Telegram's 20 MB limit for bots. Please send a smaller image."),
     "input_not_image": _("I can only use JPEG, PNG or WEBP images, and that file isn't one I can read."),
@@ -90,6 +94,7 @@ BUTTONS = {
     "variation": _("🎨 Variation"),
     "upscale": _("⬆️ 4K"),
     "original": _("📄 Original"),
+    "send": _("📨 Send my image"),
 }
 ADMIN_ALERT = _(
     "⚠️ NanoBot operator alert: the image provider rejected our credentials, model, account or request (%(detail)s)."
