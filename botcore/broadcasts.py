@@ -68,7 +68,9 @@ async def send(broadcast_id, bot=None):
     if failure:
         log.warning("broadcast %s failed: %s", broadcast_id, failure.label)
     await Broadcast.objects.filter(pk=broadcast_id).aupdate(
-        status=Broadcast.Status.FAILED if failure else Broadcast.Status.DONE, failure=failure, finished_at=timezone.now()
+        status=Broadcast.Status.FAILED if failure else Broadcast.Status.DONE,
+        failure=failure,
+        finished_at=timezone.now(),
     )
     return await Broadcast.objects.aget(pk=broadcast_id)
 

@@ -46,7 +46,8 @@ def test_every_bad_setting_is_named_in_one_run():
     assert result.stderr.strip().splitlines() == [
         "nanobot: configuration error: DEBUG must be true or false, not 'maybe'",
         "nanobot: configuration error: SECRET_KEY is not set; add it to .env or the environment",
-        "nanobot: configuration error: PROVIDER_MAX_RETRIES has an invalid value: invalid literal for int() with base 10: 'two'",
+        "nanobot: configuration error: PROVIDER_MAX_RETRIES has an invalid value: "
+        "invalid literal for int() with base 10: 'two'",
         "nanobot: configuration error: DELIVERY_MODE must be photo, document or both",
     ]
 
