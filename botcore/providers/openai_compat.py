@@ -43,7 +43,8 @@ MAX_EDGE, MAX_PIXELS = 3840, 3840 * 2160
 
 
 def family(model):
-    """"standard", "free" (a GPT image model) or "other", for a model name or a dated snapshot of one."""
+    """The size family of a model name or a dated snapshot of one: "standard" or "free" (GPT image
+    models), or "other"."""
     for name, models in (("standard", STANDARD_SIZES), ("free", FREE_SIZES)):
         if any(model == known or model.startswith(known + "-20") for known in models):
             return name
