@@ -17,7 +17,11 @@ def default_tier():
 
 def user_touch(*, telegram_id, username="", first_name="", language_code=""):
     """The TelegramUser for this Telegram account, created on first contact and kept current."""
-    profile = {"username": username or "", "first_name": first_name or "", "language_code": language_code or ""}
+    # Telegram keeps names short, but what arrives is clipped to the columns all the same.
+    profile = {
+        field: (value or "")[: TelegramUser._meta.get_field(field).max_length]
+        for field, value in (("username", username), ("first_name", first_name), ("language_code", language_code))
+    }
     now = timezone.now()
     user = TelegramUser.objects.select_related("tier").filter(telegram_id=telegram_id).first()
     if user is None:

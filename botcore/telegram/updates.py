@@ -3,13 +3,15 @@ on a database connection that works."""
 
 import json
 import logging
+from contextlib import suppress
 from datetime import timedelta
 
 from asgiref.sync import sync_to_async
 from django.db import IntegrityError
 from django.utils import timezone
-from telegram import Update
+from telegram import Chat, Update
 from telegram.constants import ChatType
+from telegram.error import TelegramError
 from telegram.ext import ApplicationHandlerStop, ExtBot
 
 from botcore import connections
@@ -75,22 +77,49 @@ class Bot(ExtBot):
 
 async def gate(update, context):
     """Group -1, before every handler: a usable connection, each update once, and nothing paid for
-    by an edit or by a message without a sender."""
+    by an edit, by a message without a sender or by ids that aren't Telegram's."""
+    try:
+        answer = await _refusal(update)
+    except Exception:  # e.g. the database is away: no handler could serve this update either
+        log.exception("update %s could not be checked; skipped", update.update_id)
+        raise ApplicationHandlerStop from None
+    if answer is None:
+        return
+    message = update.effective_message
+    if answer and message is not None and message.chat.type == ChatType.PRIVATE:
+        lang = update.effective_user.language_code if update.effective_user else ""
+        with suppress(TelegramError):  # an answer we can't send is no reason to serve the update
+            await message.reply_html(texts.say(lang, answer), do_quote=True, allow_sending_without_reply=True)
+    raise ApplicationHandlerStop
+
+
+async def _refusal(update):
+    """None to let the update through; else what to answer ("" for nothing)."""
     await sync_to_async(connections.make_usable)()
+    if not _well_typed(update):
+        log.warning("update %s with ids that aren't Telegram's skipped", update.update_id)
+        return ""
     if not await sync_to_async(first_time)(update.update_id):
         log.info("update %s arrived again; ignored", update.update_id)
-        raise ApplicationHandlerStop
-    message = update.effective_message
-    private = message is not None and message.chat.type == ChatType.PRIVATE
+        return ""
     if update.edited_message is not None:
-        if private:
-            lang = update.effective_user.language_code if update.effective_user else ""
-            await message.reply_html(texts.say(lang, texts.EDIT_IGNORED), do_quote=True)
-        raise ApplicationHandlerStop
-    if update.effective_user is None and (message is not None or update.callback_query is not None):
-        if private:
-            await message.reply_html(texts.say("", texts.NO_SENDER))
-        raise ApplicationHandlerStop
+        return texts.EDIT_IGNORED
+    if update.effective_user is None and (update.effective_message is not None or update.callback_query is not None):
+        return texts.NO_SENDER
+    return None
+
+
+def _well_typed(update):
+    """Whether the ids the handlers use are 64-bit integers, as Telegram's are (PTB doesn't check)."""
+    message = update.effective_message
+    if message is not None and not isinstance(message.chat, Chat):
+        return False
+    ids = [
+        update.effective_user.id if update.effective_user else 0,
+        message.chat.id if message else 0,
+        message.message_id if message else 0,
+    ]
+    return all(isinstance(i, int) and not isinstance(i, bool) and abs(i) < 2**63 for i in ids)
 
 
 def first_time(update_id):

@@ -557,7 +557,11 @@ class FakeTelegram:
 
     def _bot_message(self, params: dict, content: dict, key: str) -> dict:
         chat_id = self._chat_id(params)
-        reply_to = (params.get("reply_parameters") or {}).get("message_id", params.get("reply_to_message_id"))
+        reply = params.get("reply_parameters") or {}
+        reply_to = reply.get("message_id", params.get("reply_to_message_id"))
+        if reply.get("allow_sending_without_reply", params.get("allow_sending_without_reply")):
+            if reply_to not in self._messages.get(self._chat_id(params), {}):
+                reply_to = None  # the replied message is gone: sent as a plain message
         if "inline_keyboard" in (params.get("reply_markup") or {}):
             content["reply_markup"] = params["reply_markup"]
         sender = {k: self.bot_user[k] for k in ("id", "is_bot", "first_name", "username")}
