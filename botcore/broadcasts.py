@@ -15,7 +15,7 @@ from telegram.ext import AIORateLimiter, ExtBot
 from accounts import staff
 from accounts.models import Broadcast, TelegramUser, Tier
 
-from . import dispatch
+from . import connections, dispatch
 from .telegram.transport import bot_request
 
 log = logging.getLogger(__name__)
@@ -46,6 +46,7 @@ def start(*, actor, text, tier=None):
 
 async def send(broadcast_id, bot=None):
     """Send broadcast `broadcast_id` to its recipients; returns it, finished."""
+    await sync_to_async(connections.make_usable)()
     taken = await Broadcast.objects.filter(pk=broadcast_id, status=Broadcast.Status.QUEUED).aupdate(
         status=Broadcast.Status.SENDING
     )
@@ -102,6 +103,7 @@ async def _send_all(bot, broadcast):
                 counts["failed"] += 1
         await sync_to_async(_save_progress)(broadcast.pk, counts, blocked)
         after = batch[-1][0]
+        await sync_to_async(connections.make_usable)()  # a long broadcast outlives a database restart
 
 
 def _save_progress(broadcast_pk, counts, blocked):

@@ -118,3 +118,17 @@ async def test_a_prompt_after_the_database_ended_the_connection_is_served(bot, t
     generations = await settled(2)
     assert [g.status for g in generations] == ["delivered", "delivered"]
     assert not any("something went wrong" in text for text in texts_in(tg, ALICE))
+
+
+@pytest.fixture
+def menu_refused(tg):
+    tg.fail_next("setMyCommands", 500)
+
+
+async def test_a_bot_api_refusing_the_command_menu_does_not_stop_the_bot(menu_refused, bot, tg, gemini):
+    tg.push_text(ALICE, "a red fox")
+
+    [generation] = await settled(1)
+
+    assert generation.status == "delivered"
+    assert [call.status for call in tg.calls_of("setMyCommands")] == [500]

@@ -1,10 +1,12 @@
 """The one place the bot's handlers are registered; used by `runbot` (polling) and by tests."""
 
 import asyncio
+import logging
 from contextlib import AsyncExitStack
 
 from django.conf import settings
 from telegram import BotCommand, Update
+from telegram.error import TelegramError
 from telegram.ext import (
     ApplicationBuilder,
     CallbackQueryHandler,
@@ -20,6 +22,8 @@ from botcore.providers import open_provider
 from . import handlers, updates
 from .ratelimit import MessageRateLimiter
 from .transport import bot_request
+
+log = logging.getLogger(__name__)
 
 COMMANDS = [
     BotCommand("generate", "Create an image at 2K"),
@@ -38,7 +42,10 @@ async def _post_init(application):
     # Plain tasks, not application.create_task: Application.stop() would wait for them forever.
     for work in (jobs.sweep_stale_forever(application.bot), jobs.recover_abandoned(application.bot)):
         resources.callback(asyncio.create_task(work).cancel)
-    await application.bot.set_my_commands(COMMANDS)
+    try:
+        await application.bot.set_my_commands(COMMANDS)
+    except TelegramError as exc:  # the menu is a convenience: the bot serves without it
+        log.warning("command menu not set: %s", exc)
 
 
 async def _post_shutdown(application):
