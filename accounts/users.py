@@ -17,9 +17,10 @@ def default_tier():
 
 def user_touch(*, telegram_id, username="", first_name="", language_code=""):
     """The TelegramUser for this Telegram account, created on first contact and kept current."""
-    # Telegram keeps names short, but what arrives is clipped to the columns all the same.
+    # Telegram keeps names short and clean, but what arrives is made to fit the columns all the same
+    # (PostgreSQL refuses NUL in text).
     profile = {
-        field: (value or "")[: TelegramUser._meta.get_field(field).max_length]
+        field: (value or "").replace("\x00", "")[: TelegramUser._meta.get_field(field).max_length]
         for field, value in (("username", username), ("first_name", first_name), ("language_code", language_code))
     }
     now = timezone.now()

@@ -141,7 +141,8 @@ def request(
     user = identity.touch()
     if not 1 <= count <= MAX_BATCH:
         raise Refusal("batch_size", maximum=MAX_BATCH)
-    prompt, inline_resolution, inline_ratio = parse_options(prompt.strip())
+    # NUL can't be stored in PostgreSQL text, and means nothing in a prompt.
+    prompt, inline_resolution, inline_ratio = parse_options(prompt.replace("\x00", "").strip())
     parent = None
     if reply_to:
         parent = _result_in_chat(chat_id, reply_to)
@@ -396,10 +397,13 @@ def expire_stale():
     """
     now = timezone.now()
     cutoff = now - timedelta(seconds=settings.STALE_GENERATION_SECONDS)
+    # A dead Celery worker's job comes back with its message, and is taken over as soon as its
+    # lease ends: it gets one more lease for that before it is given up.
+    grace = timedelta(seconds=settings.JOB_LEASE_SECONDS if settings.CELERY_BROKER_URL else 0)
     # A running job counts from its start: time spent waiting in a busy Celery queue is not a crash.
     stale = (
         Q(status=Generation.Status.QUEUED, created_at__lt=cutoff)
-        | Q(status=Generation.Status.RUNNING, lease_until__lt=now)
+        | Q(status=Generation.Status.RUNNING, lease_until__lt=now - grace)
         | Q(status=Generation.Status.RUNNING, lease_until=None, started_at__lt=cutoff)
     )
     stale = Generation.objects.filter(stale).select_related("user")

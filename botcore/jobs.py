@@ -359,11 +359,11 @@ async def expire_stale(bot):
 async def recover_abandoned(bot):
     """At start: the jobs a process that died was running are failed, their status messages turned
     into an apology and their quota released, as soon as their leases run out (at most
-    JOB_LEASE_SECONDS), instead of at the next stale sweep."""
+    JOB_LEASE_SECONDS, twice that for a Celery worker's), instead of at the next stale sweep."""
     try:
         await sync_to_async(connections.make_usable)()
         await expire_stale(bot)
-        await asyncio.sleep(settings.JOB_LEASE_SECONDS + 1)
+        await asyncio.sleep(settings.JOB_LEASE_SECONDS * (2 if settings.CELERY_BROKER_URL else 1) + 1)
         await expire_stale(bot)
     except Exception:
         log.exception("recovering abandoned generations failed")

@@ -25,7 +25,7 @@ REDIS = ("127.0.0.1", 6379)
 BROKER_URL = "redis://127.0.0.1:6379/15"
 DEAD_BROKER_URL = "redis://127.0.0.1:1/0"  # nothing listens on port 1
 QUEUE = f"nanobot-test-{uuid.uuid4().hex[:8]}"
-LEASE = 2  # JOB_LEASE_SECONDS of the worker: a dead one's job is taken over this soon
+LEASE = 5  # JOB_LEASE_SECONDS of the worker and the bot: a dead worker's job is taken over this soon
 
 
 def redis_is_up():

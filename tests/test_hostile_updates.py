@@ -132,3 +132,12 @@ async def test_a_bot_api_refusing_the_command_menu_does_not_stop_the_bot(menu_re
 
     assert generation.status == "delivered"
     assert [call.status for call in tg.calls_of("setMyCommands")] == [500]
+
+
+async def test_nul_characters_in_a_name_or_a_prompt_are_dropped_not_a_crash(bot, tg, gemini):
+    tg.push_text(ALICE, "a red\x00 fox\x00", first_name="Al\x00ice")  # PostgreSQL text can't hold NUL
+
+    [generation] = await settled(1)
+
+    assert generation.status == "delivered" and generation.prompt == "a red fox"
+    assert generation.user.first_name == "Alice"
