@@ -271,7 +271,12 @@ IMAGE_PRICES = {
 # models have none. Google's and OpenAI's list prices; IMAGE_TOKEN_PRICES (JSON) replaces them.
 IMAGE_TOKEN_PRICES = {
     "gemini": {
-        "gemini-3-pro-image-preview": {"text_input": "2", "image_input": "2", "text_output": "12", "image_output": "120"}
+        "gemini-3-pro-image-preview": {
+            "text_input": "2",
+            "image_input": "2",
+            "text_output": "12",
+            "image_output": "120",
+        }
     },
     "openai": {
         "gpt-image-1": {"text_input": "5", "image_input": "10", "text_output": "0", "image_output": "40"},
