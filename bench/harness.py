@@ -13,7 +13,7 @@ from pathlib import Path
 from asgiref.sync import sync_to_async
 
 from accounts.models import QuotaUsage, TelegramUser, Tier
-from botcore.models import Generation
+from botcore.models import Generation, ProcessedUpdate
 from tests.fakes.processes import process_env
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -56,6 +56,7 @@ async def bot_process(tg, gemini, **env):
 
 
 def reset_data():
+    ProcessedUpdate.objects.all().delete()  # each scenario's fake Bot API numbers its updates from 1
     Generation.objects.all().delete()
     QuotaUsage.objects.all().delete()
     TelegramUser.objects.all().delete()

@@ -204,22 +204,27 @@ def original_of(*, identity, generation_id):
     return result_of(identity.touch(), generation_id)
 
 
-def undelivered_of(*, identity, generation_id):
-    """One of this user's results that was made but couldn't be sent, and is still kept; Refusal when
-    it is gone or was delivered since (a second press)."""
-    generation = (
-        Generation.objects.filter(pk=generation_id, user=identity.touch(), **UNDELIVERED).exclude(original="").first()
-    )
-    if generation is None or generation.finished_at < timezone.now() - timedelta(days=settings.RESULT_KEEP_DAYS):
+def claim_undelivered(*, identity, generation_id):
+    """One of this user's results that was made but couldn't be sent, taken to be sent now: marked
+    delivered at once (not charged: its quota was released), so a second press can't send it twice.
+    Refusal when it was sent already, or is gone."""
+    user = identity.touch()
+    kept = Q(finished_at__gte=timezone.now() - timedelta(days=settings.RESULT_KEEP_DAYS)) & ~Q(original="")
+    mine = Generation.objects.filter(pk=generation_id, user=user)
+    if not mine.filter(kept, **UNDELIVERED).update(status=Generation.Status.DELIVERED, error_code=""):
+        if mine.filter(status=Generation.Status.DELIVERED).exists():
+            raise Refusal("already_sent")
         raise Refusal("result_gone")
-    return generation
+    return mine.select_related("user").get()
 
 
-def delivered_late(generation, **shown):
-    """Record an undelivered result as delivered after all (not charged: its quota was released)."""
-    return Generation.objects.filter(pk=generation.pk, **UNDELIVERED).update(
-        status=Generation.Status.DELIVERED, error_code="", error_message="", **shown
-    )
+def shown_late(generation, **shown):
+    Generation.objects.filter(pk=generation.pk).update(**shown)
+
+
+def unclaim(generation):
+    """Give back a claimed result that still couldn't be sent, to be tried again."""
+    Generation.objects.filter(pk=generation.pk, status=Generation.Status.DELIVERED).update(**UNDELIVERED)
 
 
 def result_of(user, generation_id):

@@ -19,7 +19,7 @@ from django.db import connection
 from django.utils import timezone
 from telegram import Bot
 from telegram.constants import ParseMode
-from telegram.error import Forbidden, TelegramError
+from telegram.error import Forbidden, InvalidToken, TelegramError
 
 from dashboard import summaries
 
@@ -70,7 +70,8 @@ async def _not_taken(bot, ids, status_message_id):
     first = await Generation.objects.select_related("user").filter(pk__in=ids).order_by("pk").afirst()
     if first is None:
         return
-    if first.is_open and first.runner != "" and first.attempts >= generations.MAX_ATTEMPTS:
+    abandoned = first.lease_until is not None and first.lease_until < timezone.now()
+    if first.is_open and abandoned and first.attempts >= generations.MAX_ATTEMPTS:
         log.warning("generation %s killed its runner %d times; given up", first.pk, first.attempts)
         await _fail_all(bot, await _rows(ids), "interrupted", "its runners died")
     elif not first.is_open and not first.status_message_id and status_message_id:
@@ -201,7 +202,10 @@ async def _deliver(bot, made, key, started):
                 Generation.Status.FAILED,
                 error_code=code,
                 error_message=str(exc),
-                original=generation.original.name if generation.original else "",  # so it is purged in time
+                # Kept for the button that sends it later, and for refining it then; purged in time.
+                original=generation.original.name if generation.original else "",
+                thought_signature=result.thought_signature,
+                model_turn=list(result.model_turn),
                 **_paid(generation, result),
             )
         kept = [generation for generation, _ in made if generation.original]
@@ -335,12 +339,17 @@ async def tell_failure(bot, generation, code, reply_markup=None):
 
 
 async def deliver_kept(bot, generation, *, reply_to=None):
-    """Send a result that was made but couldn't be delivered, as its kept original file; free, since
-    its quota was released. False when it is gone."""
-    message = await delivery.persistently(lambda: delivery.send_original_of(bot, generation, reply_to=reply_to))
+    """Send a claimed result that was made but couldn't be delivered (generations.claim_undelivered),
+    as its kept original file. False when the file is gone; Telegram's error when it still fails."""
+    try:
+        message = await delivery.persistently(lambda: delivery.send_original_of(bot, generation, reply_to=reply_to))
+    except TelegramError:
+        await sync_to_async(generations.unclaim)(generation)
+        raise
     if message is None:
+        await sync_to_async(generations.unclaim)(generation)
         return False
-    await sync_to_async(generations.delivered_late)(
+    await sync_to_async(generations.shown_late)(
         generation, document_file_id=message.document.file_id, document_message_id=message.message_id
     )
     return True
@@ -360,10 +369,9 @@ async def recover_abandoned(bot):
     """At start: the jobs a process that died was running are failed, their status messages turned
     into an apology and their quota released, as soon as their leases run out (at most
     JOB_LEASE_SECONDS, twice that for a Celery worker's), instead of at the next stale sweep."""
-    try:
-        await sync_to_async(connections.make_usable)()
-        await expire_stale(bot)
+    try:  # the sweeper's first round, at start, took those whose leases had run out already
         await asyncio.sleep(settings.JOB_LEASE_SECONDS * (2 if settings.CELERY_BROKER_URL else 1) + 1)
+        await sync_to_async(connections.make_usable)()
         await expire_stale(bot)
     except Exception:
         log.exception("recovering abandoned generations failed")
@@ -445,6 +453,13 @@ async def run_generation_standalone(generation_ids, status_message_id=None):
     batch = await _rows(generation_ids)
     if not batch:
         log.warning("generations %s do not exist; skipped", generation_ids)
+        return
+    try:
+        await bot.initialize()
+    except InvalidToken:  # PTB's message quotes the token: never logged
+        log.error("the bot token was rejected; generations %s not run", generation_ids)
+        for generation in batch:  # no one can be told: at least the quota goes back at once
+            await _close(generation, Generation.Status.FAILED, error_code="operator", error_message="token rejected")
         return
     async with bot, open_provider() as provider, leases_held():
         await run_generation(batch, bot=bot, provider=provider, status_message_id=status_message_id, takeover=True)

@@ -99,8 +99,12 @@ class ProcessedUpdate(models.Model):
     """A Telegram update the bot has taken: Telegram sends an update again when a webhook answer is
     slow or a poll is cut, and the second copy must not make a second (paid) image."""
 
-    update_id = models.BigIntegerField(primary_key=True)
+    bot_id = models.BigIntegerField()  # update ids are the bot's own: a new token starts anywhere
+    update_id = models.BigIntegerField()
     received_at = models.DateTimeField(default=timezone.now, db_index=True)
 
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["bot_id", "update_id"], name="one_update_per_bot")]
+
     def __str__(self):
-        return str(self.update_id)
+        return f"{self.bot_id}/{self.update_id}"

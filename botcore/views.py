@@ -6,15 +6,19 @@ server's event loop, started by the first update, and jobs run there as backgrou
 
 import asyncio
 import json
+import logging
 
 from django.conf import settings
 from django.http import HttpResponse, HttpResponseBadRequest, HttpResponseForbidden, HttpResponseNotFound
 from django.utils.crypto import constant_time_compare
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
+from telegram.error import InvalidToken
 
 from .telegram import application as bot_application
 from .telegram import updates
+
+log = logging.getLogger(__name__)
 
 _running = None
 _starting = None
@@ -51,7 +55,11 @@ async def webhook(request):
         data = json.loads(request.body)
     except ValueError:
         return HttpResponseBadRequest()
-    application = await running_application()
+    try:
+        application = await running_application()
+    except InvalidToken:  # PTB's message quotes the token: never logged
+        log.error("the bot token was rejected; the webhook can't serve updates")
+        return HttpResponse(status=503)
     # An update we can't read is answered 200 all the same: an error would make Telegram send it again.
     update = updates.parse(data, application.bot)
     if update is not None:

@@ -331,6 +331,8 @@ STALE_GENERATION_SECONDS = envint("STALE_GENERATION_SECONDS", 900)
 # A running job is leased to its process, which renews the lease every few seconds; once a lease has
 # run out (the process died) the job is failed, its quota released and its user told.
 JOB_LEASE_SECONDS = envint("JOB_LEASE_SECONDS", 30)
+if isinstance(JOB_LEASE_SECONDS, int) and JOB_LEASE_SECONDS < 2:
+    _problem("JOB_LEASE_SECONDS must be 2 or more: a lease is renewed six times in its length")
 
 # Jobs run in a Celery worker when a broker is configured, else inside the bot process.
 CELERY_BROKER_URL = envstr("CELERY_BROKER_URL", "")

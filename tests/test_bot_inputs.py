@@ -207,7 +207,10 @@ async def test_reply_to_a_result_refines_it_in_a_second_turn(bot, tg, gemini):
     assert base64.b64decode(returned["inlineData"]["data"]) == kept
     assert gemini.requests[1].body["contents"] == [  # the whole earlier turn, as the model gave it
         {"role": "user", "parts": [{"text": "a lighthouse on a cliff"}]},
-        {"role": "model", "parts": [said, inline("image/png", kept) | {"thoughtSignature": returned["thoughtSignature"]}]},
+        {
+            "role": "model",
+            "parts": [said, inline("image/png", kept) | {"thoughtSignature": returned["thoughtSignature"]}],
+        },
         {"role": "user", "parts": [{"text": "now at sunset"}]},
     ]
     assert (second.kind, second.parent_id, second.status) == ("refine", first.pk, "delivered")

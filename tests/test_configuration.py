@@ -31,6 +31,7 @@ def manage(*args, **env):
         ({"SECRET_KEY": "x", "IMAGE_PROVIDERS": "gemini,dalle"}, "IMAGE_PROVIDERS must list gemini and/or openai"),
         ({"SECRET_KEY": "x", "DELIVERY_MODE": "fax"}, "DELIVERY_MODE must be photo, document or both"),
         ({"SECRET_KEY": "x", "IMAGE_PRICES": '{"gemini": 3}'}, "IMAGE_PRICES must be JSON like"),
+        ({"SECRET_KEY": "x", "JOB_LEASE_SECONDS": "0"}, "JOB_LEASE_SECONDS must be 2 or more"),
     ],
 )
 def test_bad_configuration_is_one_clear_line(env, named):

@@ -4,7 +4,6 @@ out, not at the 15-minute stale sweep. (A killed Celery worker: tests/test_celer
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 from asgiref.sync import sync_to_async
@@ -40,16 +39,14 @@ async def test_a_bot_killed_mid_job_tells_the_user_when_it_restarts(default_tier
     finally:
         first.kill()  # SIGKILL: no shutdown, the job stays "running"
         first.wait()
-    restarted_at = time.monotonic()
     second = runbot(tg, gemini)
     try:
+        # Within seconds of the restart (the lease is LEASE seconds), not at the 15-minute stale sweep.
         await tg.wait_for(lambda t: "bot restarted" in texts_in(t, ALICE)[-1], timeout=30, what="the apology")
-        recovered_in = time.monotonic() - restarted_at
         [generation] = await settled(1)
         assert (generation.status, generation.error_code) == ("failed", "interrupted")
         assert await sync_to_async(usage_of)(ALICE) == (0, 0)
         assert not any("Creating your image" in text for text in texts_in(tg, ALICE))  # edited, not left
-        assert recovered_in < 15 * 60  # the stale sweep's wait, which the user no longer sees
 
         tg.push_text(ALICE, "a paper boat on a lake, again")  # the slot it held is free again
         _, again = await settled(2, timeout=30)

@@ -51,3 +51,19 @@ async def test_a_failed_status_message_does_not_stop_the_job(bot, tg, gemini):
 
     assert generation.status == "delivered" and generation.status_message_id is None
     assert await sync_to_async(usage_of)(ALICE) == (1, 0)
+
+
+async def test_pressing_send_twice_sends_the_kept_image_once(bot, tg, gemini):
+    tg.fail_next("sendPhoto", 502, "Bad Gateway", times=20)
+    tg.push_text(ALICE, "a lighthouse in a storm")
+    await settled(1, timeout=20)
+    await told(tg, "It is kept for you")
+    [offer] = [m for m in tg.chat(ALICE) if "It is kept for you" in m.get("text", "")]
+    [[button]] = offer["reply_markup"]["inline_keyboard"]
+
+    for _ in range(2):  # an impatient double tap: handled at the same time
+        tg.push_callback(ALICE, offer["message_id"], button["callback_data"])
+
+    await told(tg, "This image was sent to you already")
+    await tg.wait_for_call("sendDocument")
+    assert len([m for m in tg.chat(ALICE) if "document" in m]) == 1

@@ -71,6 +71,20 @@ async def test_editing_an_old_prompt_starts_nothing(bot, tg, gemini):
     assert await sync_to_async(usage_of)(ALICE) == (1, 0)
 
 
+async def test_a_shared_live_location_moving_gets_no_answers(bot, tg, gemini):
+    location = {"location": {"latitude": 25.03, "longitude": 121.56, "live_period": 900}}
+    sent = tg.push_message(ALICE, location)
+    [hint] = await tg.wait_for_call("sendMessage")  # the location itself: what the bot makes
+
+    for step in range(3):  # Telegram sends each move as an edit of that message
+        moved = {**sent["message"], "location": {**location["location"], "latitude": 25.03 + step / 100}}
+        tg.push_update({"edited_message": {**moved, "edit_date": sent["message"]["date"] + step + 1}})
+    tg.push_text(ALICE, "/help")
+
+    await tg.wait_for(lambda t: "How to use me" in texts_in(t, ALICE)[-1], what="the help")
+    assert len(tg.calls_of("sendMessage")) == 2
+
+
 async def test_a_message_without_a_sender_gets_an_answer_not_a_crash(bot, tg, gemini, caplog):
     message = {"message_id": 1, "chat": {"id": ALICE, "type": "private"}, "date": 1, "text": "a red fox"}
     tg.push_update({"message": message})

@@ -15,9 +15,14 @@ class Migration(migrations.Migration):
         migrations.CreateModel(
             name='ProcessedUpdate',
             fields=[
-                ('update_id', models.BigIntegerField(primary_key=True, serialize=False)),
+                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
+                ('bot_id', models.BigIntegerField()),
+                ('update_id', models.BigIntegerField()),
                 ('received_at', models.DateTimeField(db_index=True, default=django.utils.timezone.now)),
             ],
+            options={
+                'constraints': [models.UniqueConstraint(fields=('bot_id', 'update_id'), name='one_update_per_bot')],
+            },
         ),
         migrations.AddField(
             model_name='generation',

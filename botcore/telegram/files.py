@@ -15,6 +15,9 @@ MIME_TYPES = {"JPEG": "image/jpeg", "PNG": "image/png", "WEBP": "image/webp"}
 # Larger inputs are refused: Gemini scales inputs down anyway, and decoding one would take
 # 200 MB and more (a 4K image is 8.3 megapixels).
 MAX_INPUT_PIXELS = 50_000_000
+# A larger WEBP is checked from its header only (the image API refuses a broken one): decoding it would
+# take more than 64 MB.
+MAX_DECODED_WEBP_PIXELS = 16_000_000
 
 
 class InputError(Exception):
@@ -44,8 +47,8 @@ def image_type(data):
     """The MIME type of image bytes we accept; InputError otherwise.
 
     Measured from the header before anything is decoded: a 650 KB PNG can hold 13000x13000 pixels
-    (680 MB decoded). Below the pixel budget, a JPEG is decoded at reduced scale and a PNG's chunks
-    are checked without inflating them; nothing is decoded at full size.
+    (680 MB decoded). Below the pixel budget, a JPEG is decoded at reduced scale, a PNG's chunks are
+    checked without inflating them, and a WEBP is decoded only when it is small.
     """
     try:
         with Image.open(BytesIO(data)) as image:
@@ -58,9 +61,11 @@ def image_type(data):
             if image.format == "JPEG":
                 image.draft("RGB", (1024, 1024))
                 image.load()
-            else:
+            elif image.format == "PNG":
                 image.verify()
-    except Image.DecompressionBombError as exc:  # Pillow's own limit, past ours: only if ours is raised
+            elif width * height <= MAX_DECODED_WEBP_PIXELS:  # WEBP decodes only at full size
+                image.load()
+    except Image.DecompressionBombError as exc:  # Pillow refuses to open images past ~179 megapixels
         raise InputError("input_too_many_pixels", str(exc)[:200]) from None
     except (OSError, ValueError, SyntaxError) as exc:
         raise InputError("input_not_image", str(exc)[:200]) from None

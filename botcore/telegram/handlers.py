@@ -232,7 +232,7 @@ async def button_pressed(update, context):
         return
     if action == "send":
         try:
-            generation = await sync_to_async(generations.undelivered_of)(identity=who, generation_id=generation_id)
+            generation = await sync_to_async(generations.claim_undelivered)(identity=who, generation_id=generation_id)
         except generations.Refusal as refusal:
             await message.reply_html(texts.refusal(who.language_code, refusal))
             return

@@ -47,6 +47,7 @@ REFUSALS = {
     "too_many_photos": _("I can use at most %(maximum)d photos at once."),
     "already_4k": _("This image is already 4K."),
     "result_gone": _("That image is too old for this; please send a new request."),
+    "already_sent": _("This image was sent to you already."),
 }
 
 FAILURES = {

@@ -79,10 +79,10 @@ async def gate(update, context):
     """Group -1, before every handler: a usable connection, each update once, and nothing paid for
     by an edit, by a message without a sender or by ids that aren't Telegram's."""
     try:
-        answer = await _refusal(update)
+        answer = await _refusal(update, context.bot)
     except Exception:  # e.g. the database is away: no handler could serve this update either
         log.exception("update %s could not be checked; skipped", update.update_id)
-        raise ApplicationHandlerStop from None
+        answer = texts.INTERNAL
     if answer is None:
         return
     message = update.effective_message
@@ -93,17 +93,18 @@ async def gate(update, context):
     raise ApplicationHandlerStop
 
 
-async def _refusal(update):
+async def _refusal(update, bot):
     """None to let the update through; else what to answer ("" for nothing)."""
     await sync_to_async(connections.make_usable)()
     if not _well_typed(update):
         log.warning("update %s with ids that aren't Telegram's skipped", update.update_id)
         return ""
-    if not await sync_to_async(first_time)(update.update_id):
+    if not await sync_to_async(first_time)(bot.id, update.update_id):
         log.info("update %s arrived again; ignored", update.update_id)
         return ""
-    if update.edited_message is not None:
-        return texts.EDIT_IGNORED
+    if update.edited_message is not None:  # a live location's moves are edits too: those get no answer
+        edited = update.edited_message
+        return texts.EDIT_IGNORED if edited.text or edited.caption else ""
     if update.effective_user is None and (update.effective_message is not None or update.callback_query is not None):
         return texts.NO_SENDER
     return None
@@ -122,10 +123,10 @@ def _well_typed(update):
     return all(isinstance(i, int) and not isinstance(i, bool) and abs(i) < 2**63 for i in ids)
 
 
-def first_time(update_id):
-    """Record `update_id` as taken; False when it was taken before (by this or another process)."""
+def first_time(bot_id, update_id):
+    """Record the bot's `update_id` as taken; False when it was taken before (here or elsewhere)."""
     try:
-        ProcessedUpdate.objects.create(update_id=update_id)
+        ProcessedUpdate.objects.create(bot_id=bot_id, update_id=update_id)
     except IntegrityError:
         return False
     return True
