@@ -46,7 +46,6 @@ async def run_generation(batch, *, bot, provider, status_message_id=None, takeov
     still leased to a live process is left to it, one whose lease ran out is run here.
     """
     started = time.monotonic()
-    await sync_to_async(connections.make_usable)()
     ids = [generation.pk for generation in batch]
     if takeover and (held_until := await sync_to_async(generations.held_elsewhere)(ids)):
         await asyncio.sleep(max(0.0, (held_until - timezone.now()).total_seconds()) + 1)

@@ -95,7 +95,6 @@ async def gate(update, context):
 
 async def _refusal(update, bot):
     """None to let the update through; else what to answer ("" for nothing)."""
-    await sync_to_async(connections.make_usable)()
     if not _well_typed(update):
         log.warning("update %s with ids that aren't Telegram's skipped", update.update_id)
         return ""
@@ -124,7 +123,10 @@ def _well_typed(update):
 
 
 def first_time(bot_id, update_id):
-    """Record the bot's `update_id` as taken; False when it was taken before (here or elsewhere)."""
+    """Record the bot's `update_id` as taken; False when it was taken before (here or elsewhere).
+
+    The first query of each update: on a connection that works (one trip to the ORM's thread)."""
+    connections.make_usable()
     try:
         ProcessedUpdate.objects.create(bot_id=bot_id, update_id=update_id)
     except IntegrityError:
