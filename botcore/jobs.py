@@ -10,7 +10,7 @@ import hashlib
 import logging
 import time
 import unicodedata
-from contextlib import asynccontextmanager, suppress
+from contextlib import suppress
 
 from asgiref.sync import sync_to_async
 from django.conf import settings
@@ -25,6 +25,7 @@ from dashboard import summaries
 
 from . import connections, generations, results
 from .models import Generation
+from .periodic import repeating
 from .providers import ImageRequest, ProviderError, Turn, open_provider
 from .telegram import delivery, files, keyboards, texts, updates
 from .telegram.transport import bot_request
@@ -376,25 +377,16 @@ async def recover_abandoned(bot):
         log.exception("recovering abandoned generations failed")
 
 
-@asynccontextmanager
-async def leases_held():
+def leases_held():
     """While the block runs, renew the leases of the jobs this process runs."""
 
     async def renew():
-        while True:
-            await asyncio.sleep(settings.JOB_LEASE_SECONDS / 6)
-            try:
-                await sync_to_async(generations.renew_leases)()
-            except Exception:  # the database is away: the next renewal tries again
-                log.warning("job leases not renewed", exc_info=True)
+        try:
+            await sync_to_async(generations.renew_leases)()
+        except Exception:  # the database is away: the next renewal tries again
+            log.warning("job leases not renewed", exc_info=True)
 
-    task = asyncio.create_task(renew())
-    try:
-        yield
-    finally:
-        task.cancel()
-        with suppress(asyncio.CancelledError):
-            await task
+    return repeating(renew, settings.JOB_LEASE_SECONDS / 6)
 
 
 async def sweep_stale_forever(bot, every_seconds=60):

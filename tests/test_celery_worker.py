@@ -70,30 +70,27 @@ def dead_broker():
         yield url
 
 
+@contextmanager
+def celery_worker(env, *pool):
+    """`celery worker` in a process of its own, stopped (or killed) at the end."""
+    command = [sys.executable, "-m", "celery", "-A", "nanobot_site", "worker", *pool, "--loglevel=INFO"]
+    command += ["--without-gossip", "--without-mingle", "--without-heartbeat"]
+    process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        yield process
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
 @pytest.fixture
 def worker(broker, tg, gemini, transactional_db):
-    env = process_env(tg, gemini, CELERY_BROKER_URL=broker, CELERY_QUEUE=QUEUE)
-    command = [
-        sys.executable,
-        "-m",
-        "celery",
-        "-A",
-        "nanobot_site",
-        "worker",
-        "--pool=solo",
-        "--loglevel=INFO",
-        "--without-gossip",
-        "--without-mingle",
-        "--without-heartbeat",
-    ]
-    process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    yield process
-    process.terminate()
-    try:
-        process.wait(timeout=15)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait()
+    with celery_worker(process_env(tg, gemini, CELERY_BROKER_URL=broker, CELERY_QUEUE=QUEUE), "--pool=solo") as process:
+        yield process
 
 
 @pytest.mark.bot_settings(CELERY_BROKER_URL=BROKER_URL)
@@ -125,16 +122,8 @@ async def test_request_fails_cleanly_when_the_broker_is_down(dead_broker, bot, t
 @pytest.fixture
 def prefork_worker(broker, tg, gemini, transactional_db):
     env = process_env(tg, gemini, CELERY_BROKER_URL=broker, CELERY_QUEUE=QUEUE, JOB_LEASE_SECONDS=LEASE)
-    command = [sys.executable, "-m", "celery", "-A", "nanobot_site", "worker", "--pool=prefork", "--concurrency=1"]
-    command += ["--loglevel=INFO", "--without-gossip", "--without-mingle", "--without-heartbeat"]
-    process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    yield process
-    process.terminate()
-    try:
-        process.wait(timeout=15)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait()
+    with celery_worker(env, "--pool=prefork", "--concurrency=1") as process:
+        yield process
 
 
 def children_of(pid):

@@ -3,7 +3,7 @@
 import asyncio
 import logging
 import threading
-from contextlib import asynccontextmanager, suppress
+from contextlib import suppress
 from dataclasses import dataclass, replace
 from io import BytesIO
 
@@ -14,6 +14,7 @@ from telegram.constants import ChatAction, ParseMode
 from telegram.error import BadRequest, NetworkError, RetryAfter, TelegramError
 
 from botcore import memory, results
+from botcore.periodic import repeating
 
 log = logging.getLogger(__name__)
 
@@ -277,20 +278,11 @@ async def resend(bot, chat_id, earlier, *, caption, reply_to=None, reply_markup=
     return Sent(message.message_id, earlier.file_id, earlier.document_file_id)
 
 
-@asynccontextmanager
-async def chat_action(bot, chat_id, action=ChatAction.UPLOAD_PHOTO, every=4.5):
+def chat_action(bot, chat_id, action=ChatAction.UPLOAD_PHOTO, every=4.5):
     """Keep showing `action` (Telegram clears it after 5 s) until the block ends."""
 
-    async def repeat():
-        while True:
-            with suppress(TelegramError):
-                await bot.send_chat_action(chat_id, action)
-            await asyncio.sleep(every)
+    async def show():
+        with suppress(TelegramError):
+            await bot.send_chat_action(chat_id, action)
 
-    task = asyncio.create_task(repeat())
-    try:
-        yield
-    finally:
-        task.cancel()
-        with suppress(asyncio.CancelledError):
-            await task
+    return repeating(show, every)

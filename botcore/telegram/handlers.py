@@ -18,6 +18,13 @@ from . import delivery, files, keyboards, texts
 log = logging.getLogger(__name__)
 
 
+# Buttons that send a result's original file: the service that finds (or claims) it, and the sender.
+FILE_SENDERS = {
+    "original": (generations.original_of, delivery.send_original_of),
+    "send": (generations.claim_undelivered, jobs.deliver_kept),
+}
+
+
 def identity(update):
     user = update.effective_user
     return generations.Identity(
@@ -221,22 +228,14 @@ async def button_pressed(update, context):
     await query.answer()
     action, generation_id = decoded
     message = query.message
-    if action == "original":
+    if action in FILE_SENDERS:  # a result sent as its original file: kept, or made but not delivered
+        find, send = FILE_SENDERS[action]
         try:
-            generation = await sync_to_async(generations.original_of)(identity=who, generation_id=generation_id)
+            generation = await sync_to_async(find)(identity=who, generation_id=generation_id)
         except generations.Refusal as refusal:
             await message.reply_html(texts.refusal(who.language_code, refusal))
             return
-        if await delivery.send_original_of(context.bot, generation, reply_to=message.message_id) is None:
-            await message.reply_html(texts.say(who.language_code, texts.ORIGINAL_GONE))
-        return
-    if action == "send":
-        try:
-            generation = await sync_to_async(generations.claim_undelivered)(identity=who, generation_id=generation_id)
-        except generations.Refusal as refusal:
-            await message.reply_html(texts.refusal(who.language_code, refusal))
-            return
-        if not await jobs.deliver_kept(context.bot, generation, reply_to=message.message_id):
+        if not await send(context.bot, generation, reply_to=message.message_id):
             await message.reply_html(texts.say(who.language_code, texts.ORIGINAL_GONE))
         return
     await _start(
