@@ -3,10 +3,12 @@
 from io import BytesIO
 
 import pytest
+from asgiref.sync import sync_to_async
 from PIL import Image
 
 from tests.conftest import settled
-from tests.test_bot_generation import ALICE, image_size
+from tests.fakes.images import png_bomb
+from tests.test_bot_generation import ALICE, image_size, texts_in, usage_of
 
 
 def image_format(data):
@@ -85,3 +87,15 @@ async def test_photo_mode_sends_no_file_even_when_the_photo_is_a_preview(bot, tg
     [photo] = tg.calls_of("sendPhoto")
     assert tg.calls_of("sendDocument") == []
     assert image_format(photo.files["photo"].data) == "JPEG" and generation.status == "delivered"
+
+
+async def test_a_relay_answering_with_a_decompression_bomb_is_not_decoded_nor_charged(bot, tg, gemini):
+    gemini.enqueue("these_bytes", data=png_bomb(13000, 13000))  # 160 KB, 169 megapixels
+    tg.push_text(ALICE, "a quiet harbour")
+
+    [generation] = await settled(1, timeout=30)
+
+    assert (generation.status, generation.error_code) == ("failed", "no_image")
+    assert tg.calls_of("sendPhoto") == [] and tg.calls_of("sendDocument") == []
+    assert await sync_to_async(usage_of)(ALICE) == (0, 0)
+    await tg.wait_for(lambda t: "without a usable image" in texts_in(t, ALICE)[-1], what="the explanation")

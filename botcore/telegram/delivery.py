@@ -16,6 +16,8 @@ from telegram.error import BadRequest, NetworkError, RetryAfter, TelegramError
 from botcore import memory, results
 from botcore.periodic import repeating
 
+from .files import MAX_INPUT_PIXELS
+
 log = logging.getLogger(__name__)
 
 PHOTO_MAX_BYTES = 10 * 1024 * 1024
@@ -62,6 +64,8 @@ def prepare(data, stem="image"):
             extension = EXTENSIONS.get(image.format)
             if extension is None:
                 raise UnreadableImage(f"unsupported format {image.format}")
+            if width * height > MAX_INPUT_PIXELS:  # a relay's bomb is decoded no more than a user's
+                raise UnreadableImage(f"{width}x{height} pixels")
             fits = fits_as_photo(len(data), width, height)
             photo = data if fits else _preview(image)
     except (OSError, ValueError, Image.DecompressionBombError) as exc:

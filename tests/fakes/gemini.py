@@ -59,7 +59,7 @@ DEFAULT_MESSAGES = {
     503: "The model is overloaded. Please try again later.",
     504: "Deadline expired before operation could complete.",
 }
-KINDS = {"image", "http_error", "finish", "prompt_blocked", "text_only", "data_uri", "delay", "garbage"}
+KINDS = {"image", "http_error", "finish", "prompt_blocked", "text_only", "data_uri", "delay", "garbage", "these_bytes"}
 
 
 @dataclass
@@ -255,6 +255,15 @@ class FakeGemini(ImageApiFake):
         inline = answer["candidates"][0]["content"]["parts"][-1]["inlineData"]
         uri = f"data:{inline['mimeType']};base64,{inline['data']}"
         answer["candidates"][0]["content"]["parts"] = [{"text": f"Here is your image:\n\n![image]({uri})"}]
+        return 200, answer
+
+    def _kind_these_bytes(self, model, body, data: bytes, mime_type: str = "image/png") -> tuple[int, dict]:
+        # What a broken or hostile relay could answer: any bytes, labelled as an image.
+        _, answer = self._kind_image(model, body)
+        answer["candidates"][0]["content"]["parts"][-1]["inlineData"] = {
+            "mimeType": mime_type,
+            "data": base64.b64encode(data).decode(),
+        }
         return 200, answer
 
     def _kind_garbage(self, model, body, content: bytes = b"<html><body>502 Bad Gateway</body></html>"):
