@@ -24,6 +24,7 @@ from accounts import moderation, quota
 from accounts.models import ASPECT_RATIOS, Resolution
 from accounts.users import user_touch
 
+from .errors import ErrorCode
 from .models import Generation
 
 log = logging.getLogger(__name__)
@@ -33,7 +34,7 @@ MAX_PROMPT_CHARS = 4000
 MAX_REFERENCES = 14  # what Gemini 3 Pro Image accepts in one request
 MAX_BATCH = 4
 # A result made (and paid for) but not sent: kept, and offered to its user with a button.
-UNDELIVERED = {"status": "failed", "error_code": "delivery"}
+UNDELIVERED = {"status": Generation.Status.FAILED, "error_code": ErrorCode.DELIVERY}
 # A job whose runner died more often than this (say, the job itself kills it) is not taken again.
 MAX_ATTEMPTS = 3
 PAID_FIELDS = ["provider", "model", "upstream_latency_ms", "cost_usd"]
@@ -45,6 +46,7 @@ class Refusal(Exception):
     """A request we won't run; `code` and `params` pick and fill the message the user sees."""
 
     def __init__(self, code, **params):
+        code = ErrorCode(code)
         super().__init__(code)
         self.code = code
         self.params = params
@@ -83,11 +85,11 @@ def change_defaults(*, identity, resolution=None, aspect_ratio=None):
     user = identity.touch()
     if resolution is not None:
         if resolution not in Resolution.values or not user.tier.allows(resolution):
-            raise Refusal("resolution", resolution=resolution, maximum=user.tier.max_resolution)
+            raise Refusal(ErrorCode.RESOLUTION, resolution=resolution, maximum=user.tier.max_resolution)
         user.resolution = resolution
     if aspect_ratio is not None:
         if aspect_ratio not in ASPECT_RATIOS:
-            raise Refusal("aspect_ratio", value=aspect_ratio, choices=", ".join(ASPECT_RATIOS))
+            raise Refusal(ErrorCode.ASPECT_RATIO, value=aspect_ratio, choices=", ".join(ASPECT_RATIOS))
         user.aspect_ratio = aspect_ratio
     user.save(update_fields=["resolution", "aspect_ratio"])
     return user
@@ -102,7 +104,7 @@ def parse_options(prompt):
         elif match["ratio"] in ASPECT_RATIOS:
             aspect_ratio = match["ratio"]
         else:
-            raise Refusal("aspect_ratio", value=match["ratio"], choices=", ".join(ASPECT_RATIOS))
+            raise Refusal(ErrorCode.ASPECT_RATIO, value=match["ratio"], choices=", ".join(ASPECT_RATIOS))
     return moderation.trim(" ".join(OPTION.sub(" ", prompt).split())), resolution, aspect_ratio
 
 
@@ -140,7 +142,7 @@ def request(
     """
     user = identity.touch()
     if not 1 <= count <= MAX_BATCH:
-        raise Refusal("batch_size", maximum=MAX_BATCH)
+        raise Refusal(ErrorCode.BATCH_SIZE, maximum=MAX_BATCH)
     # NUL can't be stored in PostgreSQL text, and means nothing in a prompt.
     prompt, inline_resolution, inline_ratio = parse_options(prompt.replace("\x00", "").strip())
     parent = None
@@ -149,7 +151,7 @@ def request(
         if parent is not None:
             references = ()  # the result itself goes in as the model's earlier turn
     if len(references) > MAX_REFERENCES:
-        raise Refusal("too_many_photos", maximum=MAX_REFERENCES)
+        raise Refusal(ErrorCode.TOO_MANY_PHOTOS, maximum=MAX_REFERENCES)
     kind = Generation.Kind.REFINE if parent else Generation.Kind.EDIT if references else Generation.Kind.TEXT
     return _queue(
         user,
@@ -191,7 +193,7 @@ def follow_up(*, identity, generation_id, action, message_id=None):
     }
     if action == Generation.Kind.UPSCALE:
         if source.resolution == Resolution.R4K:
-            raise Refusal("already_4k")
+            raise Refusal(ErrorCode.ALREADY_4K)
         fields.update(resolution=Resolution.R4K, references=[], reference_count=0)
     elif action == Generation.Kind.VARIATION:
         fields.update(references=[], reference_count=0)
@@ -213,8 +215,8 @@ def claim_undelivered(*, identity, generation_id):
     mine = Generation.objects.filter(pk=generation_id, user=user)
     if not mine.filter(kept, **UNDELIVERED).update(status=Generation.Status.DELIVERED, error_code=""):
         if mine.filter(status=Generation.Status.DELIVERED).exists():
-            raise Refusal("already_sent")
-        raise Refusal("result_gone")
+            raise Refusal(ErrorCode.ALREADY_SENT)
+        raise Refusal(ErrorCode.RESULT_GONE)
     return mine.select_related("user").get()
 
 
@@ -235,7 +237,7 @@ def result_of(user, generation_id):
         .first()
     )
     if generation is None or generation.finished_at < timezone.now() - timedelta(days=settings.RESULT_KEEP_DAYS):
-        raise Refusal("result_gone")
+        raise Refusal(ErrorCode.RESULT_GONE)
     return generation
 
 
@@ -251,12 +253,12 @@ def _result_in_chat(chat_id, message_id):
 
 def _queue(user, *, prompt, resolution, aspect_ratio, count=1, **fields):
     if moderation.visible_length(prompt) < MIN_PROMPT_CHARS:
-        raise Refusal("prompt_too_short", minimum=MIN_PROMPT_CHARS)
+        raise Refusal(ErrorCode.PROMPT_TOO_SHORT, minimum=MIN_PROMPT_CHARS)
     if len(prompt) > MAX_PROMPT_CHARS:
-        raise Refusal("prompt_too_long", maximum=MAX_PROMPT_CHARS)
+        raise Refusal(ErrorCode.PROMPT_TOO_LONG, maximum=MAX_PROMPT_CHARS)
     ban = moderation.active_ban(user)
     if ban:
-        raise Refusal("banned", reason=ban.reason, until=ban.expires_at)
+        raise Refusal(ErrorCode.BANNED, reason=ban.reason, until=ban.expires_at)
     log_fields = {
         "user": user,
         "tier": user.tier.name,
@@ -269,11 +271,11 @@ def _queue(user, *, prompt, resolution, aspect_ratio, count=1, **fields):
     keyword = moderation.matching_keyword(prompt)
     if keyword:
         Generation.objects.create(
-            **log_fields, status=Generation.Status.REFUSED, error_code="banned_keyword", error_message=keyword
+            **log_fields, status=Generation.Status.REFUSED, error_code=ErrorCode.BANNED_KEYWORD, error_message=keyword
         )
-        raise Refusal("banned_keyword")
+        raise Refusal(ErrorCode.BANNED_KEYWORD)
     if not user.tier.allows(resolution):
-        raise Refusal("resolution", resolution=resolution, maximum=user.tier.max_resolution)
+        raise Refusal(ErrorCode.RESOLUTION, resolution=resolution, maximum=user.tier.max_resolution)
     with transaction.atomic():
         # The reservation comes first: its UPDATE locks the user's quota row until commit, so the
         # same user's parallel messages pass the checks below one at a time, each seeing the others'.
@@ -281,8 +283,8 @@ def _queue(user, *, prompt, resolution, aspect_ratio, count=1, **fields):
         day = quota.today()
         if not quota.reserve(user, day, count):
             if count > 1 and (left := quota.remaining(user, day)):
-                raise Refusal("quota_for_batch", count=count, remaining=left)
-            raise Refusal("quota", limit=user.tier.daily_limit)
+                raise Refusal(ErrorCode.QUOTA_FOR_BATCH, count=count, remaining=left)
+            raise Refusal(ErrorCode.QUOTA, limit=user.tier.daily_limit)
         tier = user.tier
         now = timezone.now()
         # Open generations older than the stale limit are expired, so this window sees all that count.
@@ -299,11 +301,11 @@ def _queue(user, *, prompt, resolution, aspect_ratio, count=1, **fields):
             )
         )
         if stats["open"] + stats["open_batches"] >= tier.max_concurrent_jobs:
-            raise Refusal("busy", limit=tier.max_concurrent_jobs)
+            raise Refusal(ErrorCode.BUSY, limit=tier.max_concurrent_jobs)
         if tier.cooldown_seconds and stats["last"]:
             wait = stats["last"] + timedelta(seconds=tier.cooldown_seconds) - now
             if wait > timedelta(0):
-                raise Refusal("cooldown", seconds=int(wait.total_seconds()) + 1)
+                raise Refusal(ErrorCode.COOLDOWN, seconds=int(wait.total_seconds()) + 1)
         batch_key = uuid.uuid4().hex if count > 1 else ""
         return [
             Generation.objects.create(**log_fields, quota_day=day, created_at=now, batch_key=batch_key)
@@ -415,7 +417,9 @@ def expire_stale():
     return [
         generation
         for generation in stale
-        if finish(generation, Generation.Status.FAILED, error_code="interrupted", error_message="left unfinished")
+        if finish(
+            generation, Generation.Status.FAILED, error_code=ErrorCode.INTERRUPTED, error_message="left unfinished"
+        )
     ]
 
 

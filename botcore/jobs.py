@@ -24,6 +24,7 @@ from telegram.error import Forbidden, InvalidToken, TelegramError
 from dashboard import summaries
 
 from . import connections, generations, results
+from .errors import ErrorCode
 from .models import Generation
 from .periodic import repeating
 from .providers import ImageRequest, ProviderError, Turn, open_provider
@@ -62,7 +63,7 @@ async def run_generation(batch, *, bot, provider, status_message_id=None, takeov
         await _run(taken, bot, provider, started)
     except Exception:
         log.exception("generation %s crashed", taken[0].pk)
-        await _fail_all(bot, taken, "internal", "unexpected error")
+        await _fail_all(bot, taken, ErrorCode.INTERNAL, "unexpected error")
 
 
 async def _not_taken(bot, ids, status_message_id):
@@ -73,7 +74,7 @@ async def _not_taken(bot, ids, status_message_id):
     abandoned = first.lease_until is not None and first.lease_until < timezone.now()
     if first.is_open and abandoned and first.attempts >= generations.MAX_ATTEMPTS:
         log.warning("generation %s killed its runner %d times; given up", first.pk, first.attempts)
-        await _fail_all(bot, await _rows(ids), "interrupted", "its runners died")
+        await _fail_all(bot, await _rows(ids), ErrorCode.INTERRUPTED, "its runners died")
     elif not first.is_open and not first.status_message_id and status_message_id:
         # Expired while queued, before it knew its status message: the sweeper told the user anew.
         log.info("generation %s is not queued any more; skipped", first.pk)
@@ -115,8 +116,8 @@ async def _run(batch, bot, provider, started):
             made.append((generation, answer))
     # Also those of a provider the chain passed over: the user got an image, but only an operator can fix it.
     seen = errors + [error for _, result in made for error in result.passed_over]
-    if any(error.code == ProviderError.OPERATOR for error in seen):
-        await notify_admins(bot, next(error for error in seen if error.code == ProviderError.OPERATOR))
+    if any(error.code == ErrorCode.OPERATOR for error in seen):
+        await notify_admins(bot, next(error for error in seen if error.code == ErrorCode.OPERATOR))
     delivered = False
     try:
         if made:
@@ -195,7 +196,7 @@ async def _deliver(bot, made, key, started):
             )
     except (TelegramError, delivery.UnreadableImage) as exc:
         log.warning("generation %s not delivered: %s", first.pk, exc)
-        code = "no_image" if isinstance(exc, delivery.UnreadableImage) else "delivery"
+        code = ErrorCode.NO_IMAGE if isinstance(exc, delivery.UnreadableImage) else ErrorCode.DELIVERY
         for generation, result in made:
             await _close(
                 generation,
@@ -209,8 +210,8 @@ async def _deliver(bot, made, key, started):
                 **_paid(generation, result),
             )
         kept = [generation for generation, _ in made if generation.original]
-        if code == "delivery" and kept and not isinstance(exc, Forbidden):  # not lost: offered again
-            await tell_failure(bot, first, "undelivered", reply_markup=keyboards.undelivered(kept))
+        if code == ErrorCode.DELIVERY and kept and not isinstance(exc, Forbidden):  # not lost: offered again
+            await tell_failure(bot, first, ErrorCode.UNDELIVERED, reply_markup=keyboards.undelivered(kept))
         else:
             await _tell_failures(bot, first, code, failed=len(made), total=len(made))
         return False
@@ -249,7 +250,7 @@ async def _deliver_from_cache(bot, generation, earlier, key, started):
         )
     except TelegramError as exc:
         log.warning("cached result %s not resent: %s", earlier.pk, exc)
-        await _fail_all(bot, [generation], "delivery", str(exc))
+        await _fail_all(bot, [generation], ErrorCode.DELIVERY, str(exc))
         return
     await _close(
         generation,
@@ -359,7 +360,7 @@ async def expire_stale(bot):
     """Fail the jobs a crashed bot or worker left open, give their quota back and tell their users."""
     expired = await sync_to_async(generations.expire_stale)()
     for generation in expired:
-        await tell_failure(bot, generation, "interrupted")
+        await tell_failure(bot, generation, ErrorCode.INTERRUPTED)
     if expired:
         log.warning("released the quota of %d generations left unfinished", len(expired))
     return len(expired)
@@ -450,7 +451,9 @@ async def run_generation_standalone(generation_ids, status_message_id=None):
     except InvalidToken:  # PTB's message quotes the token: never logged
         log.error("the bot token was rejected; generations %s not run", generation_ids)
         for generation in batch:  # no one can be told: at least the quota goes back at once
-            await _close(generation, Generation.Status.FAILED, error_code="operator", error_message="token rejected")
+            await _close(
+                generation, Generation.Status.FAILED, error_code=ErrorCode.OPERATOR, error_message="token rejected"
+            )
         return
     async with bot, open_provider() as provider, leases_held():
         await run_generation(batch, bot=bot, provider=provider, status_message_id=status_message_id, takeover=True)

@@ -11,6 +11,7 @@ import tempfile
 from dataclasses import dataclass, field
 from typing import BinaryIO
 
+from botcore.errors import ErrorCode
 from botcore.memory import MB
 
 log = logging.getLogger(__name__)
@@ -84,19 +85,20 @@ def spool(data):
 class ProviderError(Exception):
     """A failed image call. `code` picks the words the user sees; `transient` says a retry may help."""
 
-    SAFETY = "safety"  # the provider refused the prompt or the image
-    NO_IMAGE = "no_image"  # answered, but without a usable image
-    INCOMPLETE = "incomplete"  # the model stopped before its image was done (cut off, or it went astray)
-    LANGUAGE = "language"  # the model doesn't work in the prompt's language
-    BAD_REQUEST = "bad_request"  # the provider rejected the request as malformed
-    OPERATOR = "operator"  # key, permission, model or billing problem: for the admins to fix
-    RATE_LIMITED = "rate_limited"
-    UNAVAILABLE = "unavailable"  # 5xx or unreachable
-    TIMEOUT = "timeout"
+    SAFETY = ErrorCode.SAFETY
+    NO_IMAGE = ErrorCode.NO_IMAGE
+    INCOMPLETE = ErrorCode.INCOMPLETE
+    LANGUAGE = ErrorCode.LANGUAGE
+    BAD_REQUEST = ErrorCode.BAD_REQUEST
+    OPERATOR = ErrorCode.OPERATOR
+    RATE_LIMITED = ErrorCode.RATE_LIMITED
+    UNAVAILABLE = ErrorCode.UNAVAILABLE
+    TIMEOUT = ErrorCode.TIMEOUT
 
     TRANSIENT = {RATE_LIMITED, UNAVAILABLE}
 
     def __init__(self, code, detail=""):
+        code = ErrorCode(code)
         super().__init__(f"{code}: {detail}" if detail else code)
         self.code = code
         self.detail = detail

@@ -7,6 +7,7 @@ from PIL import Image
 from telegram.error import BadRequest
 
 from botcore import results
+from botcore.errors import ErrorCode
 from botcore.providers import Reference
 
 # The Bot API's getFile serves files up to this size.
@@ -24,6 +25,7 @@ class InputError(Exception):
     """An input image we can't use; `code` picks the message the user sees."""
 
     def __init__(self, code, detail=""):
+        code = ErrorCode(code)
         super().__init__(f"{code}: {detail}" if detail else code)
         self.code = code
         self.detail = detail
@@ -35,10 +37,10 @@ async def download_image(bot, file_id):
         file = await bot.get_file(file_id)
     except BadRequest as exc:
         if "too big" in exc.message.lower():
-            raise InputError("input_too_big", exc.message) from None
-        raise InputError("input_gone", exc.message) from None
+            raise InputError(ErrorCode.INPUT_TOO_BIG, exc.message) from None
+        raise InputError(ErrorCode.INPUT_GONE, exc.message) from None
     if file.file_size and file.file_size > DOWNLOAD_LIMIT:
-        raise InputError("input_too_big", f"{file.file_size} bytes")
+        raise InputError(ErrorCode.INPUT_TOO_BIG, f"{file.file_size} bytes")
     data = bytes(await file.download_as_bytearray())
     return Reference(data, await asyncio.to_thread(image_type, data))
 
@@ -54,10 +56,10 @@ def image_type(data):
         with Image.open(BytesIO(data)) as image:
             mime_type = MIME_TYPES.get(image.format)
             if mime_type is None:
-                raise InputError("input_not_image", f"format {image.format}")
+                raise InputError(ErrorCode.INPUT_NOT_IMAGE, f"format {image.format}")
             width, height = image.size
             if width * height > MAX_INPUT_PIXELS:
-                raise InputError("input_too_many_pixels", f"{width}x{height}")
+                raise InputError(ErrorCode.INPUT_TOO_MANY_PIXELS, f"{width}x{height}")
             if image.format == "JPEG":
                 image.draft("RGB", (1024, 1024))
                 image.load()
@@ -66,9 +68,9 @@ def image_type(data):
             elif width * height <= MAX_DECODED_WEBP_PIXELS:  # WEBP decodes only at full size
                 image.load()
     except Image.DecompressionBombError as exc:  # Pillow refuses to open images past ~179 megapixels
-        raise InputError("input_too_many_pixels", str(exc)[:200]) from None
+        raise InputError(ErrorCode.INPUT_TOO_MANY_PIXELS, str(exc)[:200]) from None
     except (OSError, ValueError, SyntaxError) as exc:
-        raise InputError("input_not_image", str(exc)[:200]) from None
+        raise InputError(ErrorCode.INPUT_NOT_IMAGE, str(exc)[:200]) from None
     return mime_type
 
 
@@ -79,8 +81,8 @@ async def result_image(bot, generation):
         return Reference(data, await asyncio.to_thread(image_type, data))
     file_id = generation.document_file_id or generation.file_id
     if not file_id:
-        raise InputError("result_gone")
+        raise InputError(ErrorCode.RESULT_GONE)
     try:
         return await download_image(bot, file_id)
     except InputError:
-        raise InputError("result_gone") from None
+        raise InputError(ErrorCode.RESULT_GONE) from None

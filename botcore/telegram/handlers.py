@@ -11,6 +11,7 @@ from telegram.error import Forbidden, TelegramError
 
 from accounts.models import Resolution
 from botcore import buttons, dispatch, generations, jobs
+from botcore.errors import ErrorCode
 from botcore.models import Generation
 
 from . import delivery, files, keyboards, texts
@@ -90,7 +91,9 @@ async def batch_command(update, context):
     lang = identity(update).language_code
     _, *rest = message.text.split(maxsplit=2)
     if len(rest) < 2 or not rest[0].isascii() or not rest[0].isdigit() or int(rest[0]) < 2:
-        await message.reply_html(texts.refusal(lang, generations.Refusal("batch_size", maximum=generations.MAX_BATCH)))
+        await message.reply_html(
+            texts.refusal(lang, generations.Refusal(ErrorCode.BATCH_SIZE, maximum=generations.MAX_BATCH))
+        )
         return
     await submit(update, context, rest[1], count=int(rest[0]))
 
@@ -105,7 +108,7 @@ async def text_message(update, context):
         )
         return
     if replied and replied.document:  # meant as an input, but not one we can use
-        await message.reply_html(texts.failure_reason(identity(update).language_code, "input_not_image"))
+        await message.reply_html(texts.failure_reason(identity(update).language_code, ErrorCode.INPUT_NOT_IMAGE))
         return
     await submit(update, context, message.text)
 
@@ -116,10 +119,10 @@ async def image_message(update, context):
     lang = identity(update).language_code
     document = message.document
     if document and document.mime_type not in files.MIME_TYPES.values():
-        await message.reply_html(texts.failure_reason(lang, "input_not_image"))
+        await message.reply_html(texts.failure_reason(lang, ErrorCode.INPUT_NOT_IMAGE))
         return
     if document and (document.file_size or 0) > files.DOWNLOAD_LIMIT:
-        await message.reply_html(texts.failure_reason(lang, "input_too_big"))
+        await message.reply_html(texts.failure_reason(lang, ErrorCode.INPUT_TOO_BIG))
         return
     if message.media_group_id:
         await _collect_album_part(update, context)
@@ -198,7 +201,7 @@ async def _start(context, message, who, make):
         log.info("status message for generation %s not sent: %s", first.pk, exc)
         for generation in batch:
             await sync_to_async(generations.finish)(
-                generation, Generation.Status.FAILED, error_code="delivery", error_message=str(exc)
+                generation, Generation.Status.FAILED, error_code=ErrorCode.DELIVERY, error_message=str(exc)
             )
         return
     except TelegramError as exc:  # a passing fault: the image matters, the status message doesn't
@@ -211,10 +214,10 @@ async def _start(context, message, who, make):
         log.exception("generation %s could not be handed over", first.pk)
         for generation in batch:
             await sync_to_async(generations.finish)(
-                generation, Generation.Status.FAILED, error_code="internal", error_message="job not queued"
+                generation, Generation.Status.FAILED, error_code=ErrorCode.INTERNAL, error_message="job not queued"
             )
         first.status_message_id = status_message_id
-        await jobs.tell_failure(context.bot, first, "internal")
+        await jobs.tell_failure(context.bot, first, ErrorCode.INTERNAL)
 
 
 async def button_pressed(update, context):

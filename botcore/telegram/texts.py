@@ -8,6 +8,8 @@ from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import override
 
+from botcore.errors import ErrorCode
+
 WELCOME = _(
     "Hi %(name)s! I turn words into images with Nano Banana Pro.\n\n"
     "Send me a description of the picture you want, like <i>a red fox reading a book, watercolour</i>.\n"
@@ -32,47 +34,51 @@ UNSUPPORTED = _("I make images from text. Send me a description of the picture y
 INTERNAL = _("Sorry, something went wrong on our side. Nothing was charged; please try again.")
 
 REFUSALS = {
-    "prompt_too_short": _("Please describe the image in at least %(minimum)d characters."),
-    "prompt_too_long": _("That description is too long; please keep it under %(maximum)d characters."),
-    "banned": _("You can't generate images: %(reason)s"),
-    "banned_until": _("You can't generate images until %(until)s: %(reason)s"),
-    "banned_keyword": _("This description contains something we don't allow. Please rephrase it."),
-    "resolution": _("%(resolution)s images aren't included in your plan; the highest you can get is %(maximum)s."),
-    "busy": _("You already have %(limit)d image(s) in progress. Please wait for them to finish."),
-    "cooldown": _("Please wait %(seconds)d more seconds before your next image."),
-    "quota": _("You've used all %(limit)d images for today. Your quota renews at midnight (%(timezone)s)."),
-    "quota_for_batch": _("You asked for %(count)d images but have %(remaining)d left today."),
-    "batch_size": _("A batch makes 2 to %(maximum)d images, for example: <code>/batch 3 a koi pond</code>"),
-    "aspect_ratio": _("%(value)s isn't an aspect ratio I can make. Choose one of: %(choices)s."),
-    "too_many_photos": _("I can use at most %(maximum)d photos at once."),
-    "already_4k": _("This image is already 4K."),
-    "result_gone": _("That image is too old for this; please send a new request."),
-    "already_sent": _("This image was sent to you already."),
+    ErrorCode.PROMPT_TOO_SHORT: _("Please describe the image in at least %(minimum)d characters."),
+    ErrorCode.PROMPT_TOO_LONG: _("That description is too long; please keep it under %(maximum)d characters."),
+    ErrorCode.BANNED: _("You can't generate images: %(reason)s"),
+    ErrorCode.BANNED_UNTIL: _("You can't generate images until %(until)s: %(reason)s"),
+    ErrorCode.BANNED_KEYWORD: _("This description contains something we don't allow. Please rephrase it."),
+    ErrorCode.RESOLUTION: _(
+        "%(resolution)s images aren't included in your plan; the highest you can get is %(maximum)s."
+    ),
+    ErrorCode.BUSY: _("You already have %(limit)d image(s) in progress. Please wait for them to finish."),
+    ErrorCode.COOLDOWN: _("Please wait %(seconds)d more seconds before your next image."),
+    ErrorCode.QUOTA: _("You've used all %(limit)d images for today. Your quota renews at midnight (%(timezone)s)."),
+    ErrorCode.QUOTA_FOR_BATCH: _("You asked for %(count)d images but have %(remaining)d left today."),
+    ErrorCode.BATCH_SIZE: _("A batch makes 2 to %(maximum)d images, for example: <code>/batch 3 a koi pond</code>"),
+    ErrorCode.ASPECT_RATIO: _("%(value)s isn't an aspect ratio I can make. Choose one of: %(choices)s."),
+    ErrorCode.TOO_MANY_PHOTOS: _("I can use at most %(maximum)d photos at once."),
+    ErrorCode.ALREADY_4K: _("This image is already 4K."),
+    ErrorCode.RESULT_GONE: _("That image is too old for this; please send a new request."),
+    ErrorCode.ALREADY_SENT: _("This image was sent to you already."),
 }
 
 FAILURES = {
-    "safety": _("🚫 The image service declined this request for safety reasons. Try rephrasing it."),
-    "no_image": _("The image service answered without a usable image. Please try again or rephrase."),
-    "incomplete": _("The image service stopped before your image was finished. Please try again."),
-    "language": _("The image service can't work in the language of this description. Please try it in English."),
-    "bad_request": _("The image service couldn't process this request. Please try a different description."),
-    "operator": _("Image generation is unavailable right now; the operators have been told."),
-    "rate_limited": _("The image service is very busy right now. Please try again in a minute."),
-    "unavailable": _("The image service is unavailable right now. Please try again in a few minutes."),
-    "timeout": _("The image took too long to make. Please try again."),
-    "delivery": _("The image was made but couldn't be sent to you. Please try again."),
-    "undelivered": _(
+    ErrorCode.SAFETY: _("🚫 The image service declined this request for safety reasons. Try rephrasing it."),
+    ErrorCode.NO_IMAGE: _("The image service answered without a usable image. Please try again or rephrase."),
+    ErrorCode.INCOMPLETE: _("The image service stopped before your image was finished. Please try again."),
+    ErrorCode.LANGUAGE: _(
+        "The image service can't work in the language of this description. Please try it in English."
+    ),
+    ErrorCode.BAD_REQUEST: _("The image service couldn't process this request. Please try a different description."),
+    ErrorCode.OPERATOR: _("Image generation is unavailable right now; the operators have been told."),
+    ErrorCode.RATE_LIMITED: _("The image service is very busy right now. Please try again in a minute."),
+    ErrorCode.UNAVAILABLE: _("The image service is unavailable right now. Please try again in a few minutes."),
+    ErrorCode.TIMEOUT: _("The image took too long to make. Please try again."),
+    ErrorCode.DELIVERY: _("The image was made but couldn't be sent to you. Please try again."),
+    ErrorCode.UNDELIVERED: _(
         "Your image was made, but Telegram wouldn't take it just now. It is kept for you: "
         "press the button to get it as a file."
     ),
-    "interrupted": _("The bot restarted while making your image. Please send your request again."),
-    "input_too_big": _("That file is over Telegram's 20 MB limit for bots. Please send a smaller image."),
-    "input_not_image": _("I can only use JPEG, PNG or WEBP images, and that file isn't one I can read."),
-    "input_too_many_pixels": _(
+    ErrorCode.INTERRUPTED: _("The bot restarted while making your image. Please send your request again."),
+    ErrorCode.INPUT_TOO_BIG: _("That file is over Telegram's 20 MB limit for bots. Please send a smaller image."),
+    ErrorCode.INPUT_NOT_IMAGE: _("I can only use JPEG, PNG or WEBP images, and that file isn't one I can read."),
+    ErrorCode.INPUT_TOO_MANY_PIXELS: _(
         "That image has too many pixels for me (more than 50 megapixels). Please send a smaller one."
     ),
-    "input_gone": _("I couldn't fetch your photo from Telegram. Please send it again."),
-    "result_gone": _("That image is too old for this; please send a new request."),
+    ErrorCode.INPUT_GONE: _("I couldn't fetch your photo from Telegram. Please send it again."),
+    ErrorCode.RESULT_GONE: _("That image is too old for this; please send a new request."),
 }
 NOTHING_CHARGED = _("Nothing was charged.")
 BATCH_ACTIONS = _("Your %(count)d images are above. What next?")
@@ -122,11 +128,11 @@ def quota_summary(lang, remaining, limit):
 def refusal(lang, refusal):
     params = dict(refusal.params)
     key = refusal.code
-    if key == "banned":
+    if key == ErrorCode.BANNED:
         until = params.pop("until")
         if until:
-            key, params["until"] = "banned_until", local_time(until)
-    if key == "quota":
+            key, params["until"] = ErrorCode.BANNED_UNTIL, local_time(until)
+    if key == ErrorCode.QUOTA:
         params["timezone"] = settings.TIME_ZONE
     return say(lang, REFUSALS[key], **params)
 
