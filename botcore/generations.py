@@ -24,6 +24,7 @@ from accounts import moderation, quota
 from accounts.models import ASPECT_RATIOS, Resolution
 from accounts.users import user_touch
 
+from . import delivery_mode
 from .errors import ErrorCode
 from .models import Generation
 
@@ -392,7 +393,7 @@ def cached(key):
     since = timezone.now() - timedelta(seconds=settings.RESULT_CACHE_SECONDS)
     hits = Generation.objects.filter(cache_key=key, status=Generation.Status.DELIVERED, finished_at__gte=since)
     # What the delivery mode sends must exist: a photo-only result can't answer in document mode.
-    hits = hits.exclude(document_file_id="") if settings.DELIVERY_MODE == "document" else hits.exclude(file_id="")
+    hits = hits.exclude(file_id="") if delivery_mode.parts().photo else hits.exclude(document_file_id="")
     return hits.order_by("-finished_at").first()
 
 

@@ -13,7 +13,7 @@ from telegram import InputMediaDocument, InputMediaPhoto, ReplyParameters
 from telegram.constants import ChatAction, ParseMode
 from telegram.error import BadRequest, NetworkError, RetryAfter, TelegramError
 
-from botcore import memory, results
+from botcore import delivery_mode, memory, results
 from botcore.periodic import repeating
 
 from .files import MAX_INPUT_PIXELS
@@ -134,13 +134,14 @@ class Sent:
 
 
 async def deliver(bot, chat_id, file, *, caption, reply_to=None, stem="image", reply_markup=None):
-    """Send the image in `file` as DELIVERY_MODE says."""
+    """Send the image in `file` as the delivery mode says."""
     _, budget = memory.for_this_loop()
     async with budget.hold(await asyncio.to_thread(_memory_needed_mb, file)):
         data = await asyncio.to_thread(file.read)
         prepared = await asyncio.to_thread(prepare, data, stem)
         reply = ReplyParameters(reply_to, allow_sending_without_reply=True) if reply_to else None
-        if settings.DELIVERY_MODE == "document":
+        parts = delivery_mode.parts(photo_is_original=not prepared.send_original)
+        if not parts.photo:
             message = await persistently(
                 lambda: _send_original(bot, chat_id, data, prepared, caption, reply, reply_markup)
             )
@@ -157,7 +158,7 @@ async def deliver(bot, chat_id, file, *, caption, reply_to=None, stem="image", r
             )
         )
         sent = Sent(message.message_id, message.photo[-1].file_id)
-        if prepared.send_original and settings.DELIVERY_MODE == "both":
+        if parts.original:
             try:
                 below = ReplyParameters(message.message_id, allow_sending_without_reply=True)
                 document = await _send_original(bot, chat_id, data, prepared, None, below, None)
@@ -183,7 +184,7 @@ async def _send_original(bot, chat_id, data, prepared, caption, reply, reply_mar
 
 
 async def deliver_album(bot, chat_id, files, *, caption, reply_to=None, stem="image"):
-    """Send several images as one album, as DELIVERY_MODE says; a Sent for each, in order."""
+    """Send several images as one album, as the delivery mode says; a Sent for each, in order."""
     _, budget = memory.for_this_loop()
     needed = sum([await asyncio.to_thread(_memory_needed_mb, file) for file in files])
     async with budget.hold(needed):
@@ -192,7 +193,7 @@ async def deliver_album(bot, chat_id, files, *, caption, reply_to=None, stem="im
             data = await asyncio.to_thread(file.read)
             images.append((data, await asyncio.to_thread(prepare, data, f"{stem}-{index + 1}")))
         reply = ReplyParameters(reply_to, allow_sending_without_reply=True) if reply_to else None
-        if settings.DELIVERY_MODE == "document":
+        if not delivery_mode.parts().photo:
             media = _originals(images, caption)
             messages = await persistently(lambda: bot.send_media_group(chat_id, media, reply_parameters=reply))
             return [Sent(m.message_id, document_file_id=m.document.file_id) for m in messages]
@@ -207,8 +208,12 @@ async def deliver_album(bot, chat_id, files, *, caption, reply_to=None, stem="im
         ]
         messages = await persistently(lambda: bot.send_media_group(chat_id, photos, reply_parameters=reply))
         sent = [Sent(message.message_id, message.photo[-1].file_id) for message in messages]
-        wanted = [index for index, (_, prepared) in enumerate(images) if prepared.send_original]
-        if settings.DELIVERY_MODE == "both" and wanted:
+        wanted = [
+            index
+            for index, (_, prepared) in enumerate(images)
+            if delivery_mode.parts(photo_is_original=not prepared.send_original).original
+        ]
+        if wanted:
             sent = await _add_originals(bot, chat_id, images, sent, wanted)
     return sent
 
@@ -267,10 +272,12 @@ async def resend(bot, chat_id, earlier, *, caption, reply_to=None, reply_markup=
     """Send an image Telegram already has (an earlier result's file_ids) again."""
     reply = ReplyParameters(reply_to, allow_sending_without_reply=True) if reply_to else None
     common = {"caption": caption, "parse_mode": ParseMode.HTML, "reply_parameters": reply, "reply_markup": reply_markup}
-    if earlier.file_id and settings.DELIVERY_MODE != "document":
+    # A result kept an original file beside its photo only when the photo wasn't the original.
+    parts = delivery_mode.parts(photo_is_original=not earlier.document_file_id)
+    if earlier.file_id and parts.photo:
         message = await bot.send_photo(chat_id, photo=earlier.file_id, **common)
         sent = Sent(message.message_id, earlier.file_id)
-        if earlier.document_file_id and settings.DELIVERY_MODE == "both":  # the photo wasn't the original
+        if parts.original:
             below = ReplyParameters(message.message_id, allow_sending_without_reply=True)
             try:
                 document = await bot.send_document(chat_id, document=earlier.document_file_id, reply_parameters=below)
