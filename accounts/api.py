@@ -14,8 +14,6 @@ from ninja.errors import ValidationError
 from ninja.pagination import LimitOffsetPagination, paginate
 from pydantic import StringConstraints
 
-from dashboard import reports
-
 from . import moderation, quota, staff
 from .models import Ban, BannedKeyword, TelegramUser, Tier
 from .users import search
@@ -50,32 +48,6 @@ class Page(LimitOffsetPagination):
 def invalid(field, message):
     """A 422 naming the body's field, shaped like ninja's schema errors: {"detail": [{"type", "loc", "msg"}]}."""
     return ValidationError([{"type": "value_error", "loc": ["body", "payload", field], "msg": message}])
-
-
-# Stats
-
-
-class StatsOut(Schema):
-    day: str
-    delivered: int
-    failed: int
-    refused: int
-    in_progress: int
-    spend: float
-    users: int
-    new_users: int
-
-
-@router.get("/stats", response=StatsOut, tags=["stats"], summary="Today's figures")
-def stats(request):
-    """Today's generations by status and spend (USD), in TIME_ZONE's quota day, and user counts."""
-    start = reports.day_start()
-    return {
-        **reports.today(),
-        "day": start.date().isoformat(),
-        "users": TelegramUser.objects.count(),
-        "new_users": TelegramUser.objects.filter(created_at__gte=start).count(),
-    }
 
 
 # Users

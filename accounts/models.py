@@ -1,3 +1,5 @@
+import hashlib
+
 from django.conf import settings
 from django.db import models
 from django.db.models import Q
@@ -132,8 +134,13 @@ class AuditEntry(models.Model):
         return f"{self.actor_name} {self.action} {self.target}"
 
 
+def hash_key(key):
+    """What an API key is stored and looked up as."""
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
 class ApiToken(models.Model):
-    """A staff member's key for the JSON API; only its hash is stored."""
+    """A staff member's key for the JSON API; only its hash (hash_key) is stored."""
 
     user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="api_tokens")
     name = models.CharField(max_length=100)

@@ -11,7 +11,7 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from accounts.models import Tier
-from dashboard import summaries
+from botcore import summaries
 
 from .harness import reset_data
 

@@ -1,9 +1,12 @@
 """Sending a staff broadcast: within Telegram's limits, with progress saved as it goes, and users
 who blocked the bot marked inactive so later broadcasts skip them."""
 
+import asyncio
 import logging
+import threading
 
 from asgiref.sync import sync_to_async
+from django import db
 from django.conf import settings
 from django.db import transaction
 from django.db.models import F
@@ -40,8 +43,27 @@ def start(*, actor, text, tier=None):
                 raise staff.StaffError(_("That tier has just been deleted."), "tier")
         broadcast = Broadcast.objects.create(text=text, tier=tier, audience=tier.name if tier else "", created_by=actor)
         staff.record(actor, "broadcast.start", broadcast, {}, {"tier": tier.name if tier else "everyone", "text": text})
-        transaction.on_commit(lambda: dispatch.start_broadcast(broadcast.pk))
+        transaction.on_commit(lambda: _in_background(broadcast.pk))
     return broadcast
+
+
+def _in_background(broadcast_id):
+    """Send it from a Celery worker when a broker is configured, else from a thread here."""
+    if settings.CELERY_BROKER_URL:
+        dispatch.publish(dispatch.BROADCAST_TASK, broadcast_id)
+        return
+    threading.Thread(target=_send_here, args=(broadcast_id,), name=f"broadcast-{broadcast_id}", daemon=True).start()
+
+
+def _send_here(broadcast_id):
+    async def send_and_close():
+        try:
+            await send(broadcast_id)
+        finally:
+            # Its queries ran in asgiref's one thread for sync code, not this one: close the connection there.
+            await sync_to_async(db.connections.close_all)()
+
+    asyncio.run(send_and_close())
 
 
 async def send(broadcast_id, bot=None):

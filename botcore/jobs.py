@@ -21,9 +21,7 @@ from telegram import Bot
 from telegram.constants import ParseMode
 from telegram.error import Forbidden, InvalidToken, TelegramError
 
-from dashboard import summaries
-
-from . import connections, generations, results
+from . import connections, generations, results, summaries
 from .errors import ErrorCode
 from .models import Generation
 from .periodic import repeating

@@ -4,17 +4,18 @@ from celery import shared_task
 from celery.signals import worker_process_init
 
 from . import broadcasts, jobs, memory
+from .dispatch import BROADCAST_TASK, GENERATION_TASK
 
 worker_process_init.connect(lambda **kwargs: memory.return_freed_images_to_the_os(), weak=False)
 
 
-@shared_task(acks_late=True, ignore_result=True)
+@shared_task(name=GENERATION_TASK, acks_late=True, ignore_result=True)
 def run_generation_task(generation_ids, status_message_id=None):
     if isinstance(generation_ids, int):  # a task queued before batches existed
         generation_ids = [generation_ids]
     asyncio.run(jobs.run_generation_standalone(generation_ids, status_message_id))
 
 
-@shared_task(acks_late=True, ignore_result=True)
+@shared_task(name=BROADCAST_TASK, acks_late=True, ignore_result=True)
 def send_broadcast_task(broadcast_id):
     asyncio.run(broadcasts.send(broadcast_id))

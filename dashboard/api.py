@@ -1,4 +1,5 @@
-"""The JSON API's cost report: the dashboard's (costreports.py), for the same range parameters."""
+"""The JSON API's reports: today's figures, and the cost report (the dashboard's, costreports.py) for
+the same range parameters."""
 
 from datetime import date
 from typing import Literal
@@ -6,10 +7,36 @@ from typing import Literal
 from ninja import Field, Query, Router, Schema
 from ninja.errors import ValidationError
 
-from . import costreports, summaries
+from accounts.models import TelegramUser
+from botcore import summaries
+
+from . import costreports, reports
 from .costs import period
 
 router = Router(tags=["costs"])
+
+
+class StatsOut(Schema):
+    day: str
+    delivered: int
+    failed: int
+    refused: int
+    in_progress: int
+    spend: float
+    users: int
+    new_users: int
+
+
+@router.get("/stats", response=StatsOut, tags=["stats"], summary="Today's figures")
+def stats(request):
+    """Today's generations by status and spend (USD), in TIME_ZONE's quota day, and user counts."""
+    start = reports.day_start()
+    return {
+        **reports.today(),
+        "day": start.date().isoformat(),
+        "users": TelegramUser.objects.count(),
+        "new_users": TelegramUser.objects.filter(created_at__gte=start).count(),
+    }
 
 
 class Figures(Schema):

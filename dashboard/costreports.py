@@ -14,10 +14,9 @@ from itertools import chain, islice
 from django.db.models import Count, DecimalField, Q, Sum
 
 from accounts.models import TelegramUser
+from botcore import summaries
 from botcore.models import Generation
-
-from . import summaries
-from .summaries import SPEND_UNIT, created_on
+from botcore.summaries import SPEND_UNIT, created_on
 
 ZERO = Decimal("0.0000")
 Status = Generation.Status

@@ -11,8 +11,9 @@ from django.utils.http import urlencode
 from django.utils.translation import gettext_lazy as _
 
 from accounts.quota import today as quota_today
+from botcore import summaries
 
-from . import costreports, summaries
+from . import costreports
 from .access import staff_required
 from .generations import BACKWARDS, DateRangeForm
 

@@ -18,9 +18,9 @@ from django.utils.translation import gettext_lazy as _
 
 from accounts.models import Resolution, TelegramUser
 from botcore.models import Generation
+from botcore.summaries import start_of as day_start
 
 from .access import staff_required
-from .summaries import start_of as day_start
 
 PAGE_SIZE = 50
 IMAGE_TYPES = {"image/png", "image/jpeg", "image/webp", "image/gif"}

@@ -7,10 +7,9 @@ from django.conf import settings
 from django.db.models import Count, Sum
 from django.utils import timezone
 
+from botcore import summaries
 from botcore.models import Generation
-
-from . import summaries
-from .summaries import LATENCY_BUCKETS_MS
+from botcore.summaries import LATENCY_BUCKETS_MS
 
 
 def day_start(now=None):

@@ -6,8 +6,6 @@ Authentication, tried in this order:
 No credentials, or a key we don't know: 401. A valid token or session of anyone but active staff: 403.
 """
 
-import hashlib
-
 from django.utils import timezone
 from ninja import NinjaAPI
 from ninja.errors import AuthorizationError
@@ -15,15 +13,11 @@ from ninja.security import APIKeyHeader, HttpBearer, SessionAuth
 
 from accounts.api import invalid, keywords
 from accounts.api import router as accounts_router
-from accounts.models import ApiToken
+from accounts.models import ApiToken, hash_key
 from accounts.staff import StaffError
 from botcore.api import router as botcore_router
 from dashboard.access import staff_required
 from dashboard.api import router as dashboard_router
-
-
-def hash_key(key):
-    return hashlib.sha256(key.encode()).hexdigest()
 
 
 def staff_or_403(user):

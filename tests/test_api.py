@@ -8,10 +8,9 @@ from django.core.management import call_command
 from django.test import Client
 from django.utils import timezone
 
-from accounts.models import ApiToken, AuditEntry, BannedKeyword
+from accounts.models import ApiToken, AuditEntry, BannedKeyword, hash_key
 from botcore import generations
 from botcore.models import Generation
-from nanobot_site.api import hash_key
 from tests.factories import KeywordFactory, TierFactory, UserFactory
 
 pytestmark = pytest.mark.django_db

@@ -9,7 +9,7 @@ from django.contrib.auth import get_user_model
 from accounts.quota import today as quota_today
 from botcore import generations
 from botcore.models import Generation
-from dashboard.summaries import start_of as day_start
+from botcore.summaries import start_of as day_start
 from tests.factories import TierFactory, UserFactory
 
 pytestmark = pytest.mark.django_db

@@ -6,8 +6,8 @@ from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
 
 from botcore.models import Generation
+from botcore.summaries import start_of as day_start
 from dashboard.generations import PAGE_SIZE
-from dashboard.summaries import start_of as day_start
 from tests.factories import UserFactory
 
 pytestmark = pytest.mark.django_db

@@ -11,9 +11,9 @@ from asgiref.sync import sync_to_async
 from django.core.management import call_command
 from django.utils import timezone
 
-from botcore.models import Generation
-from dashboard import costreports, reports, summaries
-from dashboard.models import DaySummary
+from botcore import summaries
+from botcore.models import DaySummary, Generation
+from dashboard import costreports, reports
 from tests.factories import TierFactory, UserFactory
 
 pytestmark = pytest.mark.django_db

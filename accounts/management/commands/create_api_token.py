@@ -3,8 +3,7 @@ import secrets
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
 
-from accounts.models import ApiToken
-from nanobot_site.api import hash_key
+from accounts.models import ApiToken, hash_key
 
 
 class Command(BaseCommand):

@@ -3,9 +3,9 @@ from datetime import timedelta
 from django.core.management.base import BaseCommand
 from django.utils import timezone
 
-from dashboard import summaries
+from botcore import summaries
+from botcore.models import SummarizedDay
 from dashboard.costs import PRESETS
-from dashboard.models import SummarizedDay
 
 
 class Command(BaseCommand):

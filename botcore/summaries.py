@@ -16,9 +16,7 @@ from django.db.models import BigIntegerField, Count, Min, Q, Sum
 from django.db.models.functions import Cast, Round, TruncDate
 from django.utils import timezone
 
-from botcore.models import Generation
-
-from .models import DaySummary, SummarizedDay
+from .models import DaySummary, Generation, SummarizedDay
 
 # Latency percentiles come from counts per bucket: a percentile is reported as the upper edge of
 # the bucket it falls in. Cumulative: each count includes the faster buckets.
