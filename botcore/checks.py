@@ -5,16 +5,36 @@ from django.core.checks import Error, register
 
 from accounts.models import Resolution
 
+from .providers import registry
+
 
 def configured_models():
     """(provider, model) of every provider in IMAGE_PROVIDERS."""
-    models = {"gemini": settings.IMAGE_MODEL, "openai": settings.OPENAI_IMAGES_MODEL}
-    return [(provider, models[provider]) for provider in settings.IMAGE_PROVIDERS]
+    return [(provider.name, provider.model) for provider in registry.configured(client=None)]
+
+
+@register()
+def provider_registry(app_configs, **kwargs):
+    """Every name IMAGE_PROVIDERS may use (settings.PROVIDER_KEYS) has a provider in the registry, and
+    every provider there can be configured: a name on one side only is a provider half added."""
+    known, made = set(settings.PROVIDER_KEYS), set(registry.PROVIDERS)
+    if known == made:
+        return []
+    return [
+        Error(
+            "settings.PROVIDER_KEYS and botcore.providers.registry.PROVIDERS must name the same providers; "
+            f"only one of them names {', '.join(sorted(known ^ made))}",
+            hint="A provider needs both: its API key setting in PROVIDER_KEYS and a function making it in PROVIDERS.",
+            id="botcore.E002",
+        )
+    ]
 
 
 @register()
 def image_prices(app_configs, **kwargs):
     """A configured model without a price would have its spend logged as $0: refuse to start instead."""
+    if set(settings.IMAGE_PROVIDERS) - set(registry.PROVIDERS):  # botcore.E002 says why
+        return []
     errors = []
     for provider, model in configured_models():
         priced = settings.IMAGE_PRICES.get(provider, {}).get(model, {})

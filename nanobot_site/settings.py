@@ -233,11 +233,12 @@ try:
 except ValueError:
     _problem("ADMIN_TELEGRAM_IDS must be Telegram user ids separated by commas")
 
-# Image providers, tried in this order: the next one serves when one is down.
+# Image providers, tried in this order: the next one serves when one is down. The names are those of
+# botcore.providers.registry (the system check botcore.E002 keeps them in step), each with its key's setting.
 PROVIDER_KEYS = {"gemini": "GEMINI_API_KEY", "openai": "OPENAI_IMAGES_API_KEY"}
 IMAGE_PROVIDERS = envlist("IMAGE_PROVIDERS", ["gemini"])
 if not IMAGE_PROVIDERS or set(IMAGE_PROVIDERS) - set(PROVIDER_KEYS) or len(set(IMAGE_PROVIDERS)) < len(IMAGE_PROVIDERS):
-    _problem("IMAGE_PROVIDERS must list gemini and/or openai, each once, e.g. gemini,openai")
+    _problem(f"IMAGE_PROVIDERS must list {' and/or '.join(PROVIDER_KEYS)}, each once, e.g. {','.join(PROVIDER_KEYS)}")
 # A provider failing this many times in a row is skipped for PROVIDER_BREAKER_SECONDS.
 PROVIDER_BREAKER_FAILURES = envint("PROVIDER_BREAKER_FAILURES", 3)
 PROVIDER_BREAKER_SECONDS = envfloat("PROVIDER_BREAKER_SECONDS", 60.0)

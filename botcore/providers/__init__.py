@@ -5,6 +5,7 @@ from contextlib import asynccontextmanager
 import httpx
 from django.conf import settings
 
+from . import registry
 from .base import ImageRequest, ImageResult, ProviderError, Reference, Turn
 from .chain import ProviderChain
 from .gemini import GeminiProvider
@@ -33,29 +34,10 @@ async def open_provider():
     limits = httpx.Limits(max_connections=100, max_keepalive_connections=20)
     async with httpx.AsyncClient(limits=limits, timeout=httpx.Timeout(settings.PROVIDER_TIMEOUT_SECONDS)) as client:
         yield ProviderChain(
-            [_provider(name, client) for name in settings.IMAGE_PROVIDERS],
+            registry.configured(client),
             breaker_failures=settings.PROVIDER_BREAKER_FAILURES,
             breaker_cooldown_seconds=settings.PROVIDER_BREAKER_SECONDS,
             max_retries=settings.PROVIDER_MAX_RETRIES,
             retry_base_delay=settings.PROVIDER_RETRY_BASE_SECONDS,
             breakers=_breakers,
         )
-
-
-def _provider(name, client):
-    if name == "openai":
-        return OpenAICompatProvider(
-            client=client,
-            api_key=settings.OPENAI_IMAGES_API_KEY,
-            base_url=settings.OPENAI_IMAGES_BASE_URL,
-            model=settings.OPENAI_IMAGES_MODEL,
-            timeout=settings.PROVIDER_TIMEOUT_SECONDS,
-        )
-    return GeminiProvider(
-        client=client,
-        api_key=settings.GEMINI_API_KEY,
-        base_url=settings.GEMINI_BASE_URL,
-        model=settings.IMAGE_MODEL,
-        timeout=settings.PROVIDER_TIMEOUT_SECONDS,
-        max_retries=0,  # the chain retries, and fails over first
-    )
