@@ -49,7 +49,8 @@ def seed(users, generations):
             INSERT INTO botcore_generation (user_id, tier, chat_id, prompt, kind, batch_key, resolution, aspect_ratio,
                 reference_count, "references", provider, model, status, error_code, error_message,
                 upstream_latency_ms, total_latency_ms, cost_usd, file_id, document_file_id, original,
-                thought_signature, cache_key, cache_hit, quota_day, created_at, finished_at)
+                thought_signature, cache_key, cache_hit, quota_day, created_at, finished_at, runner, attempts,
+                model_turn)
             SELECT %s + (g %% %s), %s, 5000000 + (g %% %s), 'a bench picture number ' || g, 'text', '',
                 CASE WHEN g %% 10 = 0 THEN '4K' ELSE '2K' END, '1:1', 0, '[]', 'gemini',
                 'gemini-3-pro-image-preview',
@@ -58,7 +59,7 @@ def seed(users, generations):
                 8000 + g %% 20000, 9000 + g %% 25000,
                 CASE WHEN g %% 100 < 90 THEN (CASE WHEN g %% 10 = 0 THEN 0.24 ELSE 0.134 END) ELSE 0 END,
                 'file' || g, '', '', '', '', g %% 50 = 0, (now() - g * interval '8 seconds')::date,
-                now() - g * interval '8 seconds', now() - g * interval '8 seconds' + interval '12 seconds'
+                now() - g * interval '8 seconds', now() - g * interval '8 seconds' + interval '12 seconds', '', 1, '[]'
             FROM generate_series(1, %s) AS g
             """,
             [first_user, users, tier.name, users, generations],
