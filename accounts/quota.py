@@ -5,14 +5,9 @@ never both take a user's last image, on PostgreSQL or SQLite alike.
 """
 
 from django.db.models import F
-from django.utils import timezone
 
+from . import days
 from .models import QuotaUsage
-
-
-def today(now=None):
-    """The quota day `now` (default: this moment) falls on, in the configured TIME_ZONE."""
-    return timezone.localdate(now)
 
 
 def reserve(user, day, count=1):
@@ -47,7 +42,7 @@ def remaining(user, day=None):
     limit = user.tier.daily_limit
     if limit is None:
         return None
-    usage = QuotaUsage.objects.filter(user=user, day=day or today()).first()
+    usage = QuotaUsage.objects.filter(user=user, day=day or days.today()).first()
     if usage is None:
         return limit
     return max(limit + usage.granted - usage.used - usage.reserved, 0)
@@ -55,6 +50,6 @@ def remaining(user, day=None):
 
 def grant(user, count, day=None):
     """Give `user` `count` extra images on `day` (default today), on top of their tier's limit."""
-    day = day or today()
+    day = day or days.today()
     QuotaUsage.objects.bulk_create([QuotaUsage(user=user, day=day)], ignore_conflicts=True)
     QuotaUsage.objects.filter(user=user, day=day).update(granted=F("granted") + count)

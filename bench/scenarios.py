@@ -8,6 +8,7 @@ from concurrent.futures import ThreadPoolExecutor
 from asgiref.sync import sync_to_async
 from django.db import connection
 
+from accounts import days
 from accounts.models import QuotaUsage, TelegramUser
 from botcore import generations
 from botcore.models import Generation
@@ -90,7 +91,7 @@ def race(requests=1000, users=50, remaining=10, threads=64, limit=20):
     tier = bench_tier("bench race", daily_limit=limit)
     reset_data()
     user_ids = make_users(users, first_id=1_000_000, tier=tier)
-    today = generations.quota.today()
+    today = days.today()
     QuotaUsage.objects.bulk_create(
         QuotaUsage(user=user, day=today, used=limit - remaining) for user in TelegramUser.objects.filter(tier=tier)
     )

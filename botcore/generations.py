@@ -20,7 +20,7 @@ from django.db import transaction
 from django.db.models import Count, F, Max, Q
 from django.utils import timezone
 
-from accounts import moderation, quota
+from accounts import days, moderation, quota
 from accounts.models import ASPECT_RATIOS, Resolution
 from accounts.users import user_touch
 
@@ -281,13 +281,14 @@ def _queue(user, *, prompt, resolution, aspect_ratio, count=1, **fields):
         # The reservation comes first: its UPDATE locks the user's quota row until commit, so the
         # same user's parallel messages pass the checks below one at a time, each seeing the others'.
         # A refusal below rolls the reservation back with the rest.
-        day = quota.today()
+        # One moment: the quota day charged is the day the generation is logged on, even at midnight.
+        now = timezone.now()
+        day = days.today(now)
         if not quota.reserve(user, day, count):
             if count > 1 and (left := quota.remaining(user, day)):
                 raise Refusal(ErrorCode.QUOTA_FOR_BATCH, count=count, remaining=left)
             raise Refusal(ErrorCode.QUOTA, limit=user.tier.daily_limit)
         tier = user.tier
-        now = timezone.now()
         # Open generations older than the stale limit are expired, so this window sees all that count.
         window = timedelta(seconds=max(settings.STALE_GENERATION_SECONDS, tier.cooldown_seconds))
         open_jobs = Q(status__in=Generation.OPEN)

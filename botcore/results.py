@@ -8,6 +8,8 @@ from django.core.files import File
 from django.core.files.storage import default_storage
 from django.utils import timezone
 
+from accounts import days
+
 from .models import Generation
 
 EXTENSIONS = {"image/png": "png", "image/jpeg": "jpg", "image/webp": "webp"}
@@ -16,7 +18,7 @@ EXTENSIONS = {"image/png": "png", "image/jpeg": "jpg", "image/webp": "webp"}
 def keep(generation, file, mime_type):
     """Store the result in `file`; the stored name, for Generation.original."""
     file.seek(0)
-    day = timezone.localdate()
+    day = days.today()
     name = f"results/{day:%Y/%m/%d}/{generation.pk}.{EXTENSIONS.get(mime_type, 'png')}"
     stored = default_storage.save(name, File(file, name=name))
     file.seek(0)

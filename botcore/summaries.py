@@ -6,7 +6,7 @@ is normal), so the closed part of a range is summed per user once and kept in th
 
 from array import array
 from bisect import bisect_left
-from datetime import datetime, time, timedelta
+from datetime import timedelta
 from decimal import Decimal
 
 from django.conf import settings
@@ -16,6 +16,8 @@ from django.db.models import BigIntegerField, Count, Min, Q, Sum
 from django.db.models.functions import Cast, Round, TruncDate
 from django.utils import timezone
 
+from accounts import days
+
 from .models import DaySummary, Generation, SummarizedDay
 
 # Latency percentiles come from counts per bucket: a percentile is reported as the upper edge of
@@ -23,14 +25,10 @@ from .models import DaySummary, Generation, SummarizedDay
 LATENCY_BUCKETS_MS = [2_000, 5_000, 10_000, 15_000, 20_000, 30_000, 45_000, 60_000, 90_000, 120_000, 180_000, 300_000]
 
 
-def start_of(day):
-    """The moment `day` begins in TIME_ZONE."""
-    return timezone.make_aware(datetime.combine(day, time.min), timezone.get_default_timezone())
-
-
 def created_on(first, last):
     """Generations created from the start of day `first` to the end of day `last`."""
-    return Generation.objects.filter(created_at__gte=start_of(first), created_at__lt=start_of(last + timedelta(1)))
+    start, end = days.bounds(first, last)
+    return Generation.objects.filter(created_at__gte=start, created_at__lt=end)
 
 
 def latency_buckets():
@@ -45,12 +43,12 @@ def first_open_day():
     jobs is queued or running any more (one left open while the bot was down keeps its day open until
     the bot's sweeper expires it), and not before twice STALE_GENERATION_SECONDS after its midnight: a
     paid call that outlives its expired job still logs its cost (within the provider's timeout)."""
-    today = timezone.localdate()
-    midnight = start_of(today)
+    today = days.today()
+    midnight = days.start_of(today)
     oldest_open = Generation.objects.filter(status__in=Generation.OPEN, created_at__lt=midnight).aggregate(
         oldest=Min("created_at")
     )["oldest"]
-    first = timezone.localdate(oldest_open) if oldest_open else today
+    first = days.today(oldest_open) if oldest_open else today
     # Real time since midnight: an aware now() in UTC, so a clock change at midnight doesn't count.
     if timezone.now() - midnight < timedelta(seconds=2 * settings.STALE_GENERATION_SECONDS):
         first = min(first, today - timedelta(days=1))
@@ -143,10 +141,10 @@ def per_user(generations, ranked=False):
 REPORT_DAYS = 92  # the longest preset report (90 days) and a margin
 
 
-def sum_up_closed_days(days=REPORT_DAYS):
-    """Sum up the closed days of the last `days` that aren't yet, ahead of any report asking."""
-    today = timezone.localdate()
-    closed(today - timedelta(days=days), today)
+def sum_up_closed_days(count=REPORT_DAYS):
+    """Sum up the closed days of the last `count` that aren't yet, ahead of any report asking."""
+    today = days.today()
+    closed(today - timedelta(days=count), today)
 
 
 def rows(first, last):
@@ -181,19 +179,19 @@ def _summed_up(generations):
     ]
 
 
-def summarize(days):
-    """Sum up `days` (closed ones) in one pass over the generations from the first to the last."""
-    while days:
-        summaries = [row for row in _summed_up(created_on(min(days), max(days))) if row.day in days]
+def summarize(dates):
+    """Sum up the days in `dates` (closed ones) in one pass over the generations from the first to the last."""
+    while dates:
+        summaries = [row for row in _summed_up(created_on(min(dates), max(dates))) if row.day in dates]
         try:
             with transaction.atomic():
-                SummarizedDay.objects.bulk_create([SummarizedDay(day=day) for day in days])
+                SummarizedDay.objects.bulk_create([SummarizedDay(day=day) for day in dates])
                 DaySummary.objects.bulk_create(summaries)
             return
         except IntegrityError:
             # Another process summed up some of these days at the same moment: theirs stand, and
             # the rest are summed up again without them.
-            done = set(SummarizedDay.objects.filter(day__in=days).values_list("day", flat=True))
+            done = set(SummarizedDay.objects.filter(day__in=dates).values_list("day", flat=True))
             if not done:
                 raise
-            days = [day for day in days if day not in done]
+            dates = [day for day in dates if day not in done]

@@ -7,6 +7,7 @@ from typing import Literal
 from ninja import Field, Query, Router, Schema
 from ninja.errors import ValidationError
 
+from accounts import days
 from accounts.models import TelegramUser
 from botcore import summaries
 
@@ -30,7 +31,7 @@ class StatsOut(Schema):
 @router.get("/stats", response=StatsOut, tags=["stats"], summary="Today's figures")
 def stats(request):
     """Today's generations by status and spend (USD), in TIME_ZONE's quota day, and user counts."""
-    start = reports.day_start()
+    start = days.start_of(days.today())
     return {
         **reports.today(),
         "day": start.date().isoformat(),

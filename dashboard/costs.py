@@ -10,7 +10,7 @@ from django.urls import path
 from django.utils.http import urlencode
 from django.utils.translation import gettext_lazy as _
 
-from accounts.quota import today as quota_today
+from accounts.days import today as current_day  # "days" names a report's rows here
 from botcore import summaries
 
 from . import costreports
@@ -32,7 +32,7 @@ class PeriodForm(DateRangeForm):
 def period(params):
     """(first, last, form): the days a report covers. A preset ends today; a custom range that
     can't be used falls back to the last 30 days, with the reason among the form's errors."""
-    today = quota_today()
+    today = current_day()
     form = PeriodForm(params)
     fallback = (today - timedelta(DEFAULT_DAYS - 1), today)
     if not form.is_valid():
@@ -57,7 +57,7 @@ def report(request):
     first, last, form = period(request.GET)
     if not form.errors:  # show the range in effect, preset or not, in the custom range's fields
         form = PeriodForm(initial={"from": first, "to": last})
-    today = quota_today()
+    today = current_day()
     rows = summaries.rows(first, last)
     days = costreports.by_day(rows, first, last)
     context = {

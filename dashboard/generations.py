@@ -16,9 +16,9 @@ from django.shortcuts import get_object_or_404, render
 from django.urls import path
 from django.utils.translation import gettext_lazy as _
 
+from accounts import days
 from accounts.models import Resolution, TelegramUser
 from botcore.models import Generation
-from botcore.summaries import start_of as day_start
 
 from .access import staff_required
 
@@ -95,9 +95,9 @@ def _filtered(data):
     if data.get("user") is not None:
         generations = generations.filter(user_id__in=data["user"])
     if data.get("from"):
-        generations = generations.filter(created_at__gte=day_start(data["from"]))
+        generations = generations.filter(created_at__gte=days.start_of(data["from"]))
     if data.get("to"):
-        generations = generations.filter(created_at__lt=day_start(data["to"] + timedelta(1)))
+        generations = generations.filter(created_at__lt=days.start_of(data["to"] + timedelta(1)))
     if data.get("model"):
         generations = generations.filter(model=data["model"].strip())
     if data.get("resolution"):

@@ -5,21 +5,16 @@ from decimal import Decimal
 
 from django.conf import settings
 from django.db.models import Count, Sum
-from django.utils import timezone
 
+from accounts import days
 from botcore import summaries
 from botcore.models import Generation
 from botcore.summaries import LATENCY_BUCKETS_MS
 
 
-def day_start(now=None):
-    """Midnight of today in TIME_ZONE, when the quota day begins."""
-    return summaries.start_of(timezone.localdate(now))
-
-
 def today():
     """Today's figures (figures_of): the day is still open, so they are summed from its generations."""
-    day = timezone.localdate()
+    day = days.today()
     return figures_of(summaries.rows(day, day))
 
 
@@ -58,7 +53,7 @@ def _percentile(share, total, cumulative_counts):
 
 
 def overview(now=None):
-    today = timezone.localdate(now)
+    today = days.today(now)
     month_rows = summaries.rows(today.replace(day=1), today)  # today's are among them
     month = figures_of(month_rows)
     budget = settings.MONTHLY_BUDGET_USD
@@ -71,7 +66,7 @@ def overview(now=None):
         "queued": Generation.objects.filter(status=Generation.Status.QUEUED).count(),
         "errors": Generation.objects.filter(status=Generation.Status.FAILED).select_related("user")[:10],
         "top_users": list(
-            Generation.objects.filter(created_at__gte=day_start(now), status=Generation.Status.DELIVERED)
+            Generation.objects.filter(created_at__gte=days.start_of(today), status=Generation.Status.DELIVERED)
             .values("user__telegram_id", "user__username", "user__first_name")
             .annotate(images=Count("pk"), spend=Sum("cost_usd"))
             .order_by("-images")[:10]

@@ -13,7 +13,7 @@ from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 from django.views.decorators.http import require_POST
 
-from accounts import moderation, quota, staff
+from accounts import days, moderation, quota, staff
 from accounts.models import Ban, QuotaUsage, TelegramUser, Tier
 from accounts.users import search
 
@@ -97,22 +97,22 @@ def history(user, day):
     """Images used on each of the last HISTORY_DAYS quota days, newest first, with 0 for quiet days."""
     first = day - timedelta(days=HISTORY_DAYS - 1)
     rows = {row.day: row for row in QuotaUsage.objects.filter(user=user, day__gte=first, day__lte=day)}
-    days = [day - timedelta(days=n) for n in range(HISTORY_DAYS)]
-    return [(d, rows[d].used if d in rows else 0, rows[d].granted if d in rows else 0) for d in days]
+    shown = [day - timedelta(days=n) for n in range(HISTORY_DAYS)]
+    return [(d, rows[d].used if d in rows else 0, rows[d].granted if d in rows else 0) for d in shown]
 
 
 @staff_required
 def user_detail(request, pk):
     user = get_object_or_404(TelegramUser.objects.select_related("tier"), pk=pk)
-    day = quota.today()
-    days = history(user, day)
+    day = days.today()
+    used = history(user, day)
     context = {
         "subject": user,  # not "user": that is the signed-in staff member in every template
         "day": day,
         "usage": QuotaUsage.objects.filter(user=user, day=day).first(),
         "remaining": quota.remaining(user, day),
-        "history": days,
-        "history_total": sum(used for _day, used, _granted in days),
+        "history": used,
+        "history_total": sum(images for _day, images, _granted in used),
         "active_ban": moderation.active_ban(user),
         "bans": user.bans.select_related("created_by", "lifted_by").order_by("-created_at"),
         "generations": user.generations.order_by("-created_at")[:RECENT_GENERATIONS],

@@ -9,7 +9,7 @@ import pytest
 from asgiref.sync import sync_to_async
 from django.utils import timezone
 
-from accounts import quota
+from accounts import days
 from accounts.models import QuotaUsage, TelegramUser, Tier
 from botcore.models import Generation
 from tests.conftest import settled
@@ -340,7 +340,7 @@ async def test_batch_of_more_than_four_is_refused(bot, tg, gemini):
 
 async def test_batch_larger_than_the_images_left_is_refused_and_reserves_nothing(bot, tg, gemini):
     alice = await a_user(ALICE)
-    await QuotaUsage.objects.acreate(user=alice, day=quota.today(), used=3)  # 2 of 5 left
+    await QuotaUsage.objects.acreate(user=alice, day=days.today(), used=3)  # 2 of 5 left
 
     tg.push_text(ALICE, "/batch 3 a lighthouse")
 

@@ -6,10 +6,9 @@ from decimal import Decimal
 import pytest
 from django.contrib.auth import get_user_model
 
-from accounts.quota import today as quota_today
+from accounts import days
 from botcore import generations
 from botcore.models import Generation
-from botcore.summaries import start_of as day_start
 from tests.factories import TierFactory, UserFactory
 
 pytestmark = pytest.mark.django_db
@@ -26,7 +25,7 @@ def make(user, day, hour=12, status="delivered", cost="0.1340", **fields):
         prompt="a cat",
         status=status,
         cost_usd=cost if status == "delivered" else "0",
-        created_at=day_start(day) + timedelta(hours=hour),
+        created_at=days.start_of(day) + timedelta(hours=hour),
         **fields,
     )
 
@@ -128,7 +127,7 @@ def test_the_charts_are_inline_svg_with_one_point_and_one_bar_per_day(admin_clie
 
 
 def test_the_presets_end_today(admin_client):
-    user, today = UserFactory(), quota_today()
+    user, today = UserFactory(), days.today()
     make(user, today, hour=0, cost="1.0000")
     make(user, today - timedelta(29), hour=0, cost="0.5000")
     make(user, today - timedelta(30), hour=0, cost="0.2500")
@@ -201,7 +200,7 @@ def test_a_report_starting_after_today_with_no_end_is_a_backwards_range(admin_cl
     response = admin_client.get("/costs/", {"from": "2099-01-01"})  # the end defaults to today
     page = response.content.decode()
     assert response.status_code == 200 and "must not be after the last" in page
-    assert response.context["last"] == quota_today() and len(response.context["days"]) == 30
+    assert response.context["last"] == days.today() and len(response.context["days"]) == 30
 
     response = admin_client.get("/costs/export/day.csv", {"from": "2099-01-01"})
     assert response.status_code == 400 and "must not be after the last" in response.content.decode()

@@ -5,8 +5,8 @@ from django.contrib.auth import get_user_model
 from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
 
+from accounts.days import start_of as day_start
 from botcore.models import Generation
-from botcore.summaries import start_of as day_start
 from dashboard.generations import PAGE_SIZE
 from tests.factories import UserFactory
 

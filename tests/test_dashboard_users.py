@@ -8,7 +8,7 @@ from django.core.files.base import ContentFile
 from django.test import Client
 from django.utils import timezone
 
-from accounts import quota
+from accounts import days, quota
 from accounts.models import AuditEntry, Ban, QuotaUsage
 from botcore.models import Generation
 from tests.factories import BanFactory, TierFactory, UserFactory
@@ -147,7 +147,7 @@ def test_a_page_costs_the_same_few_queries_however_many_users(staff_client, djan
 
 def test_detail_shows_usage_history_and_escapes_names(staff_client):
     user = UserFactory(username="<script>alert(1)</script>", tier=TierFactory(daily_limit=10))
-    day = quota.today()
+    day = days.today()
     QuotaUsage.objects.create(user=user, day=day, used=3, reserved=1, granted=2)
     QuotaUsage.objects.create(user=user, day=day - timedelta(days=3), used=7)
     QuotaUsage.objects.create(user=user, day=day - timedelta(days=40), used=99)  # outside the 30 days

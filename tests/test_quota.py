@@ -7,7 +7,7 @@ from datetime import UTC, date, datetime
 import pytest
 from django.db import connection
 
-from accounts import quota
+from accounts import days, quota
 from accounts.models import QuotaUsage
 from botcore import generations
 from botcore.models import Generation
@@ -56,8 +56,8 @@ def test_unlimited_tier_is_never_refused():
 def test_quota_day_follows_the_configured_time_zone(settings):
     settings.TIME_ZONE = "Asia/Taipei"
     # 17:00 UTC is already 01:00 the next day in Taipei.
-    assert quota.today(datetime(2026, 11, 28, 15, 59, tzinfo=UTC)) == date(2026, 11, 28)
-    assert quota.today(datetime(2026, 11, 28, 17, 0, tzinfo=UTC)) == date(2026, 11, 29)
+    assert days.today(datetime(2026, 11, 28, 15, 59, tzinfo=UTC)) == date(2026, 11, 28)
+    assert days.today(datetime(2026, 11, 28, 17, 0, tzinfo=UTC)) == date(2026, 11, 29)
 
 
 def race(workers, work):
@@ -102,9 +102,9 @@ def test_simultaneous_requests_for_the_last_image_get_it_once():
     user = UserFactory(tier=tier)
     for _ in range(4):
         Generation.objects.create(
-            user=user, chat_id=1, prompt="earlier", status=Generation.Status.DELIVERED, quota_day=quota.today()
+            user=user, chat_id=1, prompt="earlier", status=Generation.Status.DELIVERED, quota_day=days.today()
         )
-    QuotaUsage.objects.create(user=user, day=quota.today(), used=4)
+    QuotaUsage.objects.create(user=user, day=days.today(), used=4)
 
     results = race(10, lambda: ask_for_one(user))
     assert sum(isinstance(r, Generation) for r in results) == 1
@@ -118,4 +118,4 @@ def test_simultaneous_messages_of_one_user_respect_the_tiers_job_limit():
     results = race(10, lambda: ask_for_one(user))
     assert sum(isinstance(r, Generation) for r in results) == 2
     assert results.count("busy") == 8
-    assert QuotaUsage.objects.get(user=user, day=quota.today()).reserved == 2
+    assert QuotaUsage.objects.get(user=user, day=days.today()).reserved == 2

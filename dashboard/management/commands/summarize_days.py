@@ -1,8 +1,8 @@
 from datetime import timedelta
 
 from django.core.management.base import BaseCommand
-from django.utils import timezone
 
+from accounts import days
 from botcore import summaries
 from botcore.models import SummarizedDay
 from dashboard.costs import PRESETS
@@ -16,12 +16,12 @@ class Command(BaseCommand):
     )
 
     def add_arguments(self, parser):
-        parser.add_argument("--days", type=int, default=summaries.REPORT_DAYS, help="how many days back")
+        parser.add_argument("--days", type=int, dest="count", default=summaries.REPORT_DAYS, help="how many days back")
 
-    def handle(self, *args, days, **options):
-        summaries.sum_up_closed_days(days)
-        today = timezone.localdate()
+    def handle(self, *args, count, **options):
+        summaries.sum_up_closed_days(count)
+        today = days.today()
         for length in PRESETS.values():
             summaries.user_totals(today - timedelta(days=length - 1), today)
-        summed = SummarizedDay.objects.filter(day__gte=today - timedelta(days=days)).count()
+        summed = SummarizedDay.objects.filter(day__gte=today - timedelta(days=count)).count()
         self.stdout.write(f"{summed} days are summed up")
