@@ -1,5 +1,5 @@
 """The JSON API's reports: today's figures, and the cost report (the dashboard's, costreports.py) for
-the same range parameters."""
+the same range parameters (ranges.py)."""
 
 from datetime import date
 from typing import Literal
@@ -9,10 +9,10 @@ from ninja.errors import ValidationError
 
 from accounts import days
 from accounts.models import TelegramUser
-from botcore import summaries
 
-from . import costreports, reports
-from .costs import period
+from . import reports
+from .costreports import CostReport
+from .ranges import period
 
 router = Router(tags=["costs"])
 
@@ -108,14 +108,13 @@ def costs(request, params: Query[PeriodIn]):
                 for error in errors
             ]
         )
-    rows = summaries.rows(first, last)
-    days = costreports.by_day(rows, first, last)
+    report = CostReport(first, last)
     return {
-        **costreports.totals(days),
+        **report.totals,
         "first": first,
         "last": last,
-        "days": days,
-        "tiers": costreports.by_tier(rows),
-        "models": costreports.by_model(rows),
-        "users": costreports.by_user(first, last),
+        "days": report.days,
+        "tiers": report.tiers,
+        "models": report.models,
+        "users": report.users,
     }

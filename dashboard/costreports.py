@@ -1,54 +1,86 @@
 """Spend and images over a range of days in TIME_ZONE: by day, tier, user, model and resolution.
 
-The tables by day, tier and model fold the range's DaySummary rows (summaries.rows: kept for the
-closed days, summed up on the fly for the open ones); the top users add the open days' generations
-to per-user totals of the closed days (kept in the cache), and one more query names them.
-Days without generations are filled in here, and the charts' coordinates computed, so templates only loop.
+A CostReport is the one report that the page, its CSV exports and the JSON API render. Its tables by
+day, tier and model add up the range's DaySummary rows (summaries.rows: kept for the closed days, summed
+up on the fly for the open ones) with reports.figures_of, as the overview does; the top users add the
+open days' generations to per-user totals of the closed days (kept in the cache), and one more query
+names them. Days without generations are filled in here, and the charts' coordinates computed, so
+templates only loop.
 """
 
 import heapq
-from datetime import timedelta
+from collections import defaultdict
+from dataclasses import dataclass
+from datetime import date, timedelta
 from decimal import Decimal
+from functools import cached_property
 from itertools import chain, islice
-
-from django.db.models import Count, DecimalField, Q, Sum
 
 from accounts.models import TelegramUser
 from botcore import summaries
-from botcore.models import Generation
 from botcore.summaries import SPEND_UNIT, created_on
 
+from .reports import figures_of
+
 ZERO = Decimal("0.0000")
-Status = Generation.Status
+TOP_USERS = 50
+SHOWN = ("delivered", "failed", "cache_hits", "spend")  # of figures_of's figures, those a cost table shows
 
 
-def _figures():
-    return {
-        "delivered": Count("pk", filter=Q(status=Status.DELIVERED)),
-        "failed": Count("pk", filter=Q(status=Status.FAILED)),
-        "spend": Sum("cost_usd", default=ZERO, output_field=DecimalField(max_digits=16, decimal_places=4)),
-    }
+@dataclass
+class CostReport:
+    """The cost report of the days from `first` to `last`. A table is worked out when first read,
+    and kept: each renderer reads the tables it shows, none is worked out twice, and the CSV export
+    of one table runs that table's queries only."""
+
+    first: date
+    last: date
+
+    @cached_property
+    def rows(self):
+        return summaries.rows(self.first, self.last)
+
+    @cached_property
+    def days(self):
+        return by_day(self.rows, self.first, self.last)
+
+    @cached_property
+    def totals(self):
+        figures = figures_of(self.rows)
+        return {key: figures[key] for key in ("delivered", "failed", "spend")}
+
+    @cached_property
+    def tiers(self):
+        return by_tier(self.rows)
+
+    @cached_property
+    def models(self):
+        return by_model(self.rows)
+
+    @cached_property
+    def users(self):
+        return by_user(self.first, self.last, TOP_USERS)
+
+    @cached_property
+    def all_users(self):
+        return by_user(self.first, self.last, limit=None)
 
 
 def by_day(rows, first, last):
     """One row per day from `first` to `last`, days without generations included."""
-    found = _fold(rows, lambda row: row.day)
+    found = _added_up(rows, lambda row: row.day)
     empty = {"delivered": 0, "failed": 0, "spend": ZERO}
     days = [first + timedelta(n) for n in range((last - first).days + 1)]
     return [{"day": day, **{key: found.get(day, empty)[key] for key in empty}} for day in days]
 
 
-def totals(days):
-    return {key: sum(row[key] for row in days) for key in ("delivered", "failed", "spend")}
-
-
 def by_tier(rows):
     """Tiers by spend, each generation counted in the tier its user was on when they asked."""
-    found = [{**figures, "tier": tier} for tier, figures in _fold(rows, lambda row: row.tier).items()]
+    found = [{**figures, "tier": tier} for tier, figures in _added_up(rows, lambda row: row.tier).items()]
     return sorted(found, key=lambda row: (-row["spend"], row["tier"]))
 
 
-def by_user(first, last, limit=50):
+def by_user(first, last, limit=TOP_USERS):
     """Users by spend, the top `limit` (None: all of them), with who they are and their tier.
 
     The closed days' figures come ranked from summaries.user_totals: besides the users who also
@@ -82,21 +114,21 @@ def by_user(first, last, limit=50):
 
 def by_model(rows):
     """Model and resolution pairs, with cache hits and the average cost of a delivered image."""
-    found = _fold(rows, lambda row: (row.model, row.resolution))
+    found = _added_up(rows, lambda row: (row.model, row.resolution))
     found = [{**figures, "model": model, "resolution": size} for (model, size), figures in sorted(found.items())]
     return [{**row, "per_image": row["spend"] / row["delivered"] if row["delivered"] else None} for row in found]
 
 
-def _fold(rows, key):
-    """The figures of DaySummary rows, summed per key(row)."""
-    found = {}
+def _added_up(rows, key):
+    """The figures a cost table shows of DaySummary rows, added up per key(row)."""
+    groups = defaultdict(list)
     for row in rows:
-        figures = found.setdefault(key(row), {"delivered": 0, "failed": 0, "spend": ZERO, "cache_hits": 0})
-        figures["delivered"] += row.images if row.status == Status.DELIVERED else 0
-        figures["failed"] += row.images if row.status == Status.FAILED else 0
-        figures["cache_hits"] += row.images if row.cache_hit else 0
-        figures["spend"] += row.spend
-    return found
+        groups[key(row)].append(row)
+    return {value: _shown(figures_of(group)) for value, group in groups.items()}
+
+
+def _shown(figures):
+    return {key: figures[key] for key in SHOWN}
 
 
 # Charts: inline SVG, one point or bar per day.

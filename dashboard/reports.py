@@ -23,18 +23,18 @@ def figures_of(rows):
     kind, folded from DaySummary rows (summaries.rows)."""
     Status = Generation.Status
     figures = {"delivered": 0, "failed": 0, "refused": 0, "in_progress": 0, "cache_hits": 0, "spend": Decimal(0)}
-    counts = [0] * len(LATENCY_BUCKETS_MS)
+    latencies = []  # each delivered row's buckets, added up column by column once all are read
     failures = Counter()
     for row in rows:
-        if row.status in (Status.DELIVERED, Status.FAILED, Status.REFUSED):
-            figures[row.status] += row.images
-        figures["in_progress"] += row.images if row.status in Generation.OPEN else 0
-        figures["cache_hits"] += row.images if row.cache_hit else 0
+        status, images = row.status, row.images
+        figures["in_progress" if status in Generation.OPEN else status] += images  # else: an outcome
+        figures["cache_hits"] += images if row.cache_hit else 0
         figures["spend"] += row.spend
-        if row.status == Status.DELIVERED:
-            counts = [mine + theirs for mine, theirs in zip(counts, row.latency_buckets, strict=True)]
-        if row.status == Status.FAILED:
-            failures[row.error_code] += row.images
+        if status == Status.DELIVERED:
+            latencies.append(row.latency_buckets)
+        elif status == Status.FAILED:
+            failures[row.error_code] += images
+    counts = [sum(column) for column in zip(*latencies, strict=True)] or [0] * len(LATENCY_BUCKETS_MS)
     finished = figures["delivered"] + figures["failed"]
     figures["success_rate"] = figures["delivered"] / finished if finished else None
     figures["p50_ms"] = _percentile(0.50, figures["delivered"], counts)

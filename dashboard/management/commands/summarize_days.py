@@ -5,7 +5,7 @@ from django.core.management.base import BaseCommand
 from accounts import days
 from botcore import summaries
 from botcore.models import SummarizedDay
-from dashboard.costs import PRESETS
+from dashboard.ranges import PRESETS
 
 
 class Command(BaseCommand):
