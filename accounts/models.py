@@ -1,4 +1,6 @@
 import hashlib
+from datetime import datetime
+from typing import Self
 
 from django.conf import settings
 from django.db import models
@@ -13,7 +15,7 @@ class Resolution(models.TextChoices):
     R4K = "4K"
 
 
-RESOLUTION_ORDER = [Resolution.R1K, Resolution.R2K, Resolution.R4K]
+RESOLUTION_ORDER: list[str] = [Resolution.R1K, Resolution.R2K, Resolution.R4K]
 ASPECT_RATIOS = ["1:1", "2:3", "3:2", "3:4", "4:3", "4:5", "5:4", "9:16", "16:9", "21:9"]
 
 
@@ -31,14 +33,14 @@ class Tier(models.Model):
             models.UniqueConstraint(fields=["is_default"], condition=Q(is_default=True), name="one_default_tier"),
         ]
 
-    def __str__(self):
+    def __str__(self) -> str:
         return self.name
 
     @property
-    def is_unlimited(self):
+    def is_unlimited(self) -> bool:
         return self.daily_limit is None
 
-    def allows(self, resolution):
+    def allows(self, resolution: str) -> bool:
         return RESOLUTION_ORDER.index(resolution) <= RESOLUTION_ORDER.index(self.max_resolution)
 
 
@@ -54,12 +56,12 @@ class TelegramUser(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
     last_seen_at = models.DateTimeField(default=timezone.now)
 
-    def __str__(self):
+    def __str__(self) -> str:
         return f"@{self.username}" if self.username else f"{self.first_name or 'user'} ({self.telegram_id})"
 
 
-class BanQuerySet(models.QuerySet):
-    def active(self, now=None):
+class BanQuerySet(models.QuerySet["Ban"]):
+    def active(self, now: datetime | None = None) -> Self:
         now = now or timezone.now()
         return self.filter(lifted_at__isnull=True).filter(Q(expires_at__isnull=True) | Q(expires_at__gt=now))
 
@@ -82,7 +84,7 @@ class Ban(models.Model):
     class Meta:
         indexes = [models.Index(fields=["user", "lifted_at"])]
 
-    def __str__(self):
+    def __str__(self) -> str:
         return f"{self.user}: {self.reason}"
 
 
@@ -95,7 +97,7 @@ class BannedKeyword(models.Model):
     class Meta:
         ordering = ["phrase"]
 
-    def __str__(self):
+    def __str__(self) -> str:
         return self.phrase
 
 
@@ -111,7 +113,7 @@ class QuotaUsage(models.Model):
     class Meta:
         constraints = [models.UniqueConstraint(fields=["user", "day"], name="one_usage_row_per_user_day")]
 
-    def __str__(self):
+    def __str__(self) -> str:
         return f"{self.user} {self.day}: {self.used} used, {self.reserved} reserved"
 
 
@@ -130,11 +132,11 @@ class AuditEntry(models.Model):
         ordering = ["-created_at", "-pk"]
         verbose_name_plural = "audit entries"
 
-    def __str__(self):
+    def __str__(self) -> str:
         return f"{self.actor_name} {self.action} {self.target}"
 
 
-def hash_key(key):
+def hash_key(key: str) -> str:
     """What an API key is stored and looked up as."""
     return hashlib.sha256(key.encode()).hexdigest()
 
@@ -148,7 +150,7 @@ class ApiToken(models.Model):
     created_at = models.DateTimeField(default=timezone.now)
     last_used_at = models.DateTimeField(null=True, blank=True)
 
-    def __str__(self):
+    def __str__(self) -> str:
         return f"{self.user} / {self.name}"
 
 
@@ -187,10 +189,10 @@ class Broadcast(models.Model):
     class Meta:
         ordering = ["-created_at"]
 
-    def __str__(self):
+    def __str__(self) -> str:
         return f"broadcast {self.pk} ({self.status})"
 
-    def recipients(self):
+    def recipients(self) -> models.QuerySet[TelegramUser]:
         users = TelegramUser.objects.filter(is_active=True)
         if self.audience and self.tier_id is None:
             return users.none()  # its tier was deleted: those users aren't "everyone"

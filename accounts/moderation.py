@@ -6,7 +6,7 @@ import unicodedata
 import disarm
 from django.core.cache import cache
 
-from .models import Ban, BannedKeyword
+from .models import Ban, BannedKeyword, TelegramUser
 
 KEYWORDS_CACHE_KEY = "moderation:keywords"
 KEYWORDS_CACHE_SECONDS = 30
@@ -19,7 +19,7 @@ INVISIBLE = frozenset({"Cc", "Cf", "Zl", "Zp"})
 TAGS = range(0xE0000, 0xE0080)
 
 
-def normalize(text):
+def normalize(text: str) -> str:
     """Fold text so look-alikes and padding can't dodge a keyword; what a keyword is matched as.
 
     NFKC maps full-width and stylised letters to plain ones, casefold ignores case, the
@@ -31,7 +31,7 @@ def normalize(text):
     return _skeleton(_fold(text))
 
 
-def readings(text):
+def readings(text: str) -> list[str]:
     """The ways a prompt is read when matching keywords: its `normalize`d form and, when it
     mixes Latin letters with another script's, the same spelt out in Latin.
 
@@ -47,17 +47,17 @@ def readings(text):
     return [skeleton] if spelt == skeleton else [skeleton, spelt]
 
 
-def _fold(text):
+def _fold(text: str) -> str:
     text = unicodedata.normalize("NFKD", unicodedata.normalize("NFKC", text).casefold())
     return "".join(ch for ch in text if ch.isalnum())
 
 
-def _skeleton(folded):
+def _skeleton(folded: str) -> str:
     return folded if folded.isascii() else "".join(map(_look_alike, folded))
 
 
 @functools.cache
-def _look_alike(ch):
+def _look_alike(ch: str) -> str:
     """The ASCII letters or digits `ch` is drawn like (its UTS #39 confusable prototype), or `ch`.
 
     Only the half of a TR39 skeleton that maps into ASCII: ASCII itself stays as it is, since a
@@ -68,12 +68,12 @@ def _look_alike(ch):
 
 
 @functools.cache
-def _spelt(ch):
+def _spelt(ch: str) -> str:
     """The Latin letters `ch` stands for (`у` is `u`), or `ch`."""
     return _as_ascii(ch, disarm.transliterate(ch, errors="ignore"))
 
 
-def _as_ascii(ch, reading):
+def _as_ascii(ch: str, reading: str) -> str:
     # Wide (CJK) characters stay as written: the confusables table reads katakana ノ as a slash,
     # and transliteration spells 猫 as mao.
     if ch.isascii() or unicodedata.east_asian_width(ch) in "WF":
@@ -82,13 +82,13 @@ def _as_ascii(ch, reading):
     return reading if reading and reading.isascii() else ch
 
 
-def visible_length(text):
+def visible_length(text: str) -> int:
     """How many characters of `text` show: zero-width, format and control characters don't
     count, and a combining mark counts with the letter it sits on."""
     return sum(1 for ch in text if not _invisible(ch) and unicodedata.category(ch) not in ("Mn", "Me"))
 
 
-def trim(text):
+def trim(text: str) -> str:
     """`text` without whitespace or invisible characters at either end."""
     start, end = 0, len(text)
     while start < end and _padding(text[start]):
@@ -98,21 +98,21 @@ def trim(text):
     return text[start:end]
 
 
-def _invisible(ch):
+def _invisible(ch: str) -> bool:
     return unicodedata.category(ch) in INVISIBLE or ch in HANGUL_FILLERS
 
 
-def _padding(ch):
+def _padding(ch: str) -> bool:
     return ch.isspace() or (_invisible(ch) and ord(ch) not in TAGS)
 
 
-def active_keywords():
+def active_keywords() -> list[tuple[str, str]]:
     """(phrase as matched, phrase) of every active banned keyword.
 
     Cached for KEYWORDS_CACHE_SECONDS: a prompt check costs no query, and a keyword staff add
     or disable takes effect within that time in every process.
     """
-    keywords = cache.get(KEYWORDS_CACHE_KEY)
+    keywords: list[tuple[str, str]] | None = cache.get(KEYWORDS_CACHE_KEY)
     if keywords is None:
         phrases = BannedKeyword.objects.filter(is_active=True).values_list("phrase", flat=True)
         keywords = [(needle, phrase) for phrase in phrases if (needle := normalize(phrase))]
@@ -120,12 +120,12 @@ def active_keywords():
     return keywords
 
 
-def matching_keyword(prompt):
+def matching_keyword(prompt: str) -> str | None:
     """The first active banned keyword (its phrase) the prompt contains, or None."""
     return keyword_match(prompt)[0]
 
 
-def keyword_match(prompt):
+def keyword_match(prompt: str) -> tuple[str | None, str]:
     """(phrase, reading): the first active banned keyword the prompt contains, and the reading
     of the prompt it was found in; (None, the prompt's first reading) when it contains none."""
     texts = readings(prompt)
@@ -136,5 +136,5 @@ def keyword_match(prompt):
     return None, texts[0]
 
 
-def active_ban(user):
+def active_ban(user: TelegramUser) -> Ban | None:
     return Ban.objects.active().filter(user=user).order_by("-created_at").first()

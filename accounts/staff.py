@@ -3,10 +3,12 @@ one audit entry in one transaction, so both ways in behave the same and nothing 
 
 import hashlib
 import json
-from datetime import timedelta
+from datetime import datetime, timedelta
+from typing import Any
 
+from django.contrib.auth.models import User
 from django.core.cache import cache
-from django.db import transaction
+from django.db import models, transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
@@ -27,12 +29,18 @@ class StaffError(Exception):
     """An action that can't be done as asked; the message says why, for the staff member, and
     `field` names the input at fault, when one is."""
 
-    def __init__(self, message, field=None):
+    def __init__(self, message: str, field: str | None = None) -> None:
         super().__init__(message)
         self.field = field
 
 
-def record(actor, action, target, before=None, after=None):
+def record(
+    actor: User | None,
+    action: str,
+    target: object,
+    before: dict[str, Any] | None = None,
+    after: dict[str, Any] | None = None,
+) -> AuditEntry:
     return AuditEntry.objects.create(
         actor=actor,
         actor_name=actor.get_username() if actor else "system",
@@ -44,7 +52,7 @@ def record(actor, action, target, before=None, after=None):
 
 
 @transaction.atomic
-def change_tier(*, actor, user, tier):
+def change_tier(*, actor: User | None, user: TelegramUser, tier: Tier) -> TelegramUser:
     if tier.pk == user.tier_id:
         raise StaffError(_("%(user)s is already on %(tier)s.") % {"user": user, "tier": tier}, "tier")
     before = user.tier.name
@@ -55,7 +63,7 @@ def change_tier(*, actor, user, tier):
 
 
 @transaction.atomic
-def grant_images(*, actor, user, count):
+def grant_images(*, actor: User | None, user: TelegramUser, count: int) -> None:
     if count < 1:
         raise StaffError(_("Grant at least one image."), "count")
     before = quota.remaining(user)
@@ -64,7 +72,7 @@ def grant_images(*, actor, user, count):
 
 
 @transaction.atomic
-def ban_user(*, actor, user, reason, expires_at=None):
+def ban_user(*, actor: User | None, user: TelegramUser, reason: str, expires_at: datetime | None = None) -> Ban:
     reason = reason.strip()
     if not reason:
         raise StaffError(_("Give the reason for the ban."), "reason")
@@ -85,7 +93,7 @@ def ban_user(*, actor, user, reason, expires_at=None):
 
 
 @transaction.atomic
-def lift_ban(*, actor, ban):
+def lift_ban(*, actor: User | None, ban: Ban) -> bool:
     """Lift one ban; False when it was already lifted (by someone else a moment ago, say)."""
     now = timezone.now()
     if not Ban.objects.filter(pk=ban.pk, lifted_at__isnull=True).update(lifted_at=now, lifted_by=actor):
@@ -96,7 +104,7 @@ def lift_ban(*, actor, ban):
 
 
 @transaction.atomic
-def unban_user(*, actor, user):
+def unban_user(*, actor: User | None, user: TelegramUser) -> list[Ban]:
     """Lift every ban in force on `user`, so they can really generate again."""
     lifted = [ban for ban in Ban.objects.active().filter(user=user) if lift_ban(actor=actor, ban=ban)]
     if not lifted:
@@ -104,14 +112,14 @@ def unban_user(*, actor, user):
     return lifted
 
 
-def version(instance, names):
+def version(instance: models.Model, names: list[str]) -> str:
     """A digest of the values of `names`: a form keeps the one it showed, so that saving it can tell
     whether someone else changed the record in between (and not silently undo their change)."""
     shown = json.dumps(_fields(instance, names), sort_keys=True, default=str)
     return hashlib.sha256(shown.encode()).hexdigest()[:16]
 
 
-def _unchanged_since(instance, names, seen):
+def _unchanged_since(instance: models.Model, names: list[str], seen: str | None) -> None:
     if seen and seen != version(instance, names):  # no seen: not from a form that showed it
         raise StaffError(
             _("Someone else changed this since you opened it: reload the page to see it, then save again.")
@@ -119,7 +127,7 @@ def _unchanged_since(instance, names, seen):
 
 
 @transaction.atomic
-def save_tier(*, actor, tier=None, seen=None, **fields):
+def save_tier(*, actor: User | None, tier: Tier | None = None, seen: str | None = None, **fields: Any) -> Tier:
     """Create a tier (tier=None) or change one; making it the default takes that from the other.
     `seen`: the version() of the tier the change was made on, when it was shown to staff."""
     defaults = Tier.objects.filter(is_default=True).values_list("pk", flat=True) if fields.get("is_default") else []
@@ -139,7 +147,7 @@ def save_tier(*, actor, tier=None, seen=None, **fields):
 
 
 @transaction.atomic
-def delete_tier(*, actor, tier, move_to=None):
+def delete_tier(*, actor: User | None, tier: Tier, move_to: Tier | None = None) -> None:
     """Delete a tier; its users move to `move_to`, which is required when it has any."""
     tier = _lock_tiers(tier.pk, move_to.pk if move_to else None)[tier.pk]  # broadcasts.start takes it too
     sending = Broadcast.objects.filter(
@@ -165,14 +173,14 @@ def delete_tier(*, actor, tier, move_to=None):
     record(actor, "tier.delete", f"tier {before['name']}", before, after)
 
 
-def _lock_tiers(*pks):
+def _lock_tiers(*pks: int | None) -> dict[int, Tier]:
     """{pk: tier} of these tiers, locked until commit; always in pk order, so two staff changing
     the same tiers at once wait for each other instead of deadlocking."""
     wanted = [pk for pk in pks if pk is not None]
     return {tier.pk: tier for tier in Tier.objects.select_for_update().filter(pk__in=wanted).order_by("pk")}
 
 
-def check_phrase(phrase, keyword=None):
+def check_phrase(phrase: str, keyword: BannedKeyword | None = None) -> str:
     """The phrase as it will be kept, or StaffError when it can't be a keyword (`keyword`'s new one)."""
     phrase = phrase.strip()
     if keyword is not None and phrase == keyword.phrase:
@@ -180,7 +188,9 @@ def check_phrase(phrase, keyword=None):
     needle = moderation.normalize(phrase)
     if not needle:
         raise StaffError(_("The phrase needs at least one letter or digit."), "phrase")
-    others = BannedKeyword.objects.exclude(pk=keyword.pk if keyword else None).values_list("phrase", flat=True)
+    others = BannedKeyword.objects.values_list("phrase", flat=True)
+    if keyword is not None:
+        others = others.exclude(pk=keyword.pk)
     for other in others:
         if moderation.normalize(other) == needle:
             raise StaffError(_("This is the same as the keyword “%(phrase)s”.") % {"phrase": other}, "phrase")
@@ -188,7 +198,9 @@ def check_phrase(phrase, keyword=None):
 
 
 @transaction.atomic
-def save_keyword(*, actor, keyword=None, seen=None, **fields):
+def save_keyword(
+    *, actor: User | None, keyword: BannedKeyword | None = None, seen: str | None = None, **fields: Any
+) -> BannedKeyword:
     """Add a keyword (keyword=None) or change one; `seen` as for save_tier."""
     if keyword is not None:
         keyword = BannedKeyword.objects.select_for_update().get(pk=keyword.pk)
@@ -207,5 +219,5 @@ def save_keyword(*, actor, keyword=None, seen=None, **fields):
     return keyword
 
 
-def _fields(instance, names):
+def _fields(instance: models.Model, names: list[str]) -> dict[str, Any]:
     return {name: getattr(instance, name) for name in names}

@@ -1,7 +1,8 @@
 from datetime import timedelta
+from typing import Any, TypeVar, cast
 
 from django.db import IntegrityError
-from django.db.models import Q
+from django.db.models import Field, Q, QuerySet
 from django.utils import timezone
 
 from .models import TelegramUser, Tier
@@ -10,17 +11,22 @@ MAX_TELEGRAM_ID = 2**63 - 1  # a BigIntegerField; a longer number can't be anyon
 # last_seen_at is refreshed at most this often, so a chatty user doesn't cost a write per message.
 SEEN_RESOLUTION = timedelta(minutes=1)
 
+# search() keeps what the caller's queryset carries (the API's annotations, say).
+Users = TypeVar("Users", bound=QuerySet[TelegramUser])
 
-def default_tier():
-    return Tier.objects.filter(is_default=True).first() or Tier.objects.order_by("pk").first()
+
+def default_tier() -> Tier:
+    return Tier.objects.filter(is_default=True).first() or Tier.objects.earliest("pk")
 
 
-def user_touch(*, telegram_id, username="", first_name="", language_code=""):
+def user_touch(
+    *, telegram_id: int, username: str | None = "", first_name: str | None = "", language_code: str | None = ""
+) -> TelegramUser:
     """The TelegramUser for this Telegram account, created on first contact and kept current."""
     # Telegram keeps names short and clean, but what arrives is made to fit the columns all the same
     # (PostgreSQL refuses NUL in text).
     profile = {
-        field: (value or "").replace("\x00", "")[: TelegramUser._meta.get_field(field).max_length]
+        field: (value or "").replace("\x00", "")[: _max_length(field)]
         for field, value in (("username", username), ("first_name", first_name), ("language_code", language_code))
     }
     now = timezone.now()
@@ -40,7 +46,12 @@ def user_touch(*, telegram_id, username="", first_name="", language_code=""):
     return user
 
 
-def search(users, q):
+def _max_length(name: str) -> int | None:
+    # get_field() may answer with a relation, which has no max_length; the profile's are text columns.
+    return cast("Field[Any, Any]", TelegramUser._meta.get_field(name)).max_length
+
+
+def search(users: Users, q: str) -> Users:
     """An all-digits q is a Telegram id (exact, so the unique index answers); anything else a name."""
     q = q.strip().removeprefix("@")
     if not q:
