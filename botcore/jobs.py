@@ -15,18 +15,17 @@ from contextlib import suppress
 from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.core.cache import cache
-from django.db import connection
 from django.utils import timezone
 from telegram import Bot
 from telegram.constants import ParseMode
 from telegram.error import Forbidden, InvalidToken, TelegramError
 
-from . import connections, generations, results, summaries
+from . import connections, generations, results
 from .errors import ErrorCode
 from .models import Generation
 from .periodic import repeating
 from .providers import ImageRequest, ProviderError, Turn, open_provider
-from .telegram import delivery, files, keyboards, texts, updates
+from .telegram import delivery, files, keyboards, texts
 from .telegram.transport import bot_request
 
 log = logging.getLogger(__name__)
@@ -354,28 +353,6 @@ async def deliver_kept(bot, generation, *, reply_to=None):
     return True
 
 
-async def expire_stale(bot):
-    """Fail the jobs a crashed bot or worker left open, give their quota back and tell their users."""
-    expired = await sync_to_async(generations.expire_stale)()
-    for generation in expired:
-        await tell_failure(bot, generation, ErrorCode.INTERRUPTED)
-    if expired:
-        log.warning("released the quota of %d generations left unfinished", len(expired))
-    return len(expired)
-
-
-async def recover_abandoned(bot):
-    """At start: the jobs a process that died was running are failed, their status messages turned
-    into an apology and their quota released, as soon as their leases run out (at most
-    JOB_LEASE_SECONDS, twice that for a Celery worker's), instead of at the next stale sweep."""
-    try:  # the sweeper's first round, at start, took those whose leases had run out already
-        await asyncio.sleep(settings.JOB_LEASE_SECONDS * (2 if settings.CELERY_BROKER_URL else 1) + 1)
-        await sync_to_async(connections.make_usable)()
-        await expire_stale(bot)
-    except Exception:
-        log.exception("recovering abandoned generations failed")
-
-
 def leases_held():
     """While the block runs, renew the leases of the jobs this process runs."""
 
@@ -386,33 +363,6 @@ def leases_held():
             log.warning("job leases not renewed", exc_info=True)
 
     return repeating(renew, settings.JOB_LEASE_SECONDS / 6)
-
-
-async def sweep_stale_forever(bot, every_seconds=60):
-    """Every minute: expire stale jobs, purge old results and update ids; once a day, sum up the day
-    that closed."""
-    summed_up_before = None
-    while True:
-        try:
-            await sync_to_async(connections.make_usable)()
-            await expire_stale(bot)
-            await sync_to_async(results.purge_old)()
-            await sync_to_async(updates.forget_old)()
-            if summed_up_before != (first_open := await sync_to_async(summaries.first_open_day)()):
-                await _sum_up_closed_days()
-                summed_up_before = first_open
-        except Exception:
-            log.exception("sweeping stale generations failed")
-        await asyncio.sleep(every_seconds)
-
-
-@sync_to_async(thread_sensitive=False)
-def _sum_up_closed_days():
-    """Off the thread the bot's other queries share: the first time, it reads three months of rows."""
-    try:
-        summaries.sum_up_closed_days()
-    finally:
-        connection.close()
 
 
 async def _remove_status(bot, generation):

@@ -9,7 +9,7 @@ from asgiref.sync import sync_to_async
 from django.utils import timezone
 
 from accounts.models import Ban, BannedKeyword, TelegramUser, Tier
-from botcore import generations, jobs
+from botcore import generations, housekeeping, jobs
 from botcore.models import Generation
 from botcore.providers import _breakers
 from tests.conftest import settled
@@ -182,7 +182,7 @@ async def test_a_job_expired_while_queued_leaves_no_creating_message_when_it_com
     (generation,) = await sync_to_async(generations.request)(identity=identity, chat_id=ALICE, prompt="a slow one")
     status = await bot.bot.send_message(ALICE, "🎨 Creating your image…")
     await Generation.objects.filter(pk=generation.pk).aupdate(created_at=timezone.now() - timedelta(hours=1))
-    await jobs.expire_stale(bot.bot)
+    await housekeeping.expire_stale(bot.bot)
 
     await jobs.run_generation([generation], bot=bot.bot, provider=None, status_message_id=status.message_id)
 

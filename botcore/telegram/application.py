@@ -16,7 +16,7 @@ from telegram.ext import (
     filters,
 )
 
-from botcore import jobs
+from botcore import housekeeping, jobs
 from botcore.providers import open_provider
 
 from . import handlers, updates
@@ -40,7 +40,7 @@ async def _post_init(application):
     application.bot_data["provider"] = await resources.enter_async_context(open_provider())
     await resources.enter_async_context(jobs.leases_held())
     # Plain tasks, not application.create_task: Application.stop() would wait for them forever.
-    for work in (jobs.sweep_stale_forever(application.bot), jobs.recover_abandoned(application.bot)):
+    for work in (housekeeping.sweep_stale_forever(application.bot), housekeeping.recover_abandoned(application.bot)):
         resources.callback(asyncio.create_task(work).cancel)
     try:
         await application.bot.set_my_commands(COMMANDS)
