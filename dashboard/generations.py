@@ -6,11 +6,10 @@ many rows there are and however deep it goes; there is no total count, only next
 
 import mimetypes
 import posixpath
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from django import forms
 from django.conf import settings
-from django.core.validators import MaxValueValidator, MinValueValidator
 from django.http import FileResponse, Http404
 from django.shortcuts import get_object_or_404, render
 from django.urls import path
@@ -21,42 +20,12 @@ from accounts.models import Resolution, TelegramUser
 from botcore.models import Generation
 
 from .access import staff_required
+from .ranges import DateRangeForm
 
 PAGE_SIZE = 50
 IMAGE_TYPES = {"image/png", "image/jpeg", "image/webp", "image/gif"}
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 MICROSECOND = timedelta(microseconds=1)
-# The days a range may name. No generation predates 2000, and a range may run past today (this
-# month, this year); the bounds only keep a day's start, in any time zone, a long way from the
-# calendar's ends, where it is not a datetime and the page would fail instead of saying why.
-FIRST_DAY, LAST_DAY = date(2000, 1, 1), date(2099, 12, 31)
-BACKWARDS = _("The first day of the range must not be after the last.")
-
-
-def _date_field(label):
-    return forms.DateField(
-        label=label,
-        required=False,
-        validators=[MinValueValidator(FIRST_DAY), MaxValueValidator(LAST_DAY)],
-        widget=forms.DateInput({"type": "date", "min": FIRST_DAY, "max": LAST_DAY}, format="%Y-%m-%d"),
-    )
-
-
-# "from" is a Python keyword, so these two fields can't be written as class attributes.
-_Days = type("_Days", (forms.Form,), {"from": _date_field(_("From")), "to": _date_field(_("To"))})
-
-
-class DateRangeForm(_Days):
-    """Days `from` and `to`, both included, in TIME_ZONE; either may be left out."""
-
-    def clean(self):
-        data = super().clean()
-        if data.get("from") and data.get("to") and data["from"] > data["to"]:
-            data.pop("from"), data.pop("to")
-            raise forms.ValidationError(BACKWARDS)
-        return data
-
-
 ANY = [("", _("any"))]
 
 

@@ -1,14 +1,44 @@
-"""The days a cost report covers, from its range parameters: the page, its CSV exports and the JSON
-API read them the same way."""
+"""Ranges of days in the dashboard's forms: the generation log's filter, and the days a cost report
+covers (the page, its CSV exports and the JSON API read them the same way)."""
 
-from datetime import timedelta
+from datetime import date, timedelta
 
 from django import forms
+from django.core.validators import MaxValueValidator, MinValueValidator
 from django.utils.translation import gettext_lazy as _
 
 from accounts import days
 
-from .generations import BACKWARDS, DateRangeForm
+# The days a range may name. No generation predates 2000, and a range may run past today (this
+# month, this year); the bounds only keep a day's start, in any time zone, a long way from the
+# calendar's ends, where it is not a datetime and the page would fail instead of saying why.
+FIRST_DAY, LAST_DAY = date(2000, 1, 1), date(2099, 12, 31)
+BACKWARDS = _("The first day of the range must not be after the last.")
+
+
+def _date_field(label):
+    return forms.DateField(
+        label=label,
+        required=False,
+        validators=[MinValueValidator(FIRST_DAY), MaxValueValidator(LAST_DAY)],
+        widget=forms.DateInput({"type": "date", "min": FIRST_DAY, "max": LAST_DAY}, format="%Y-%m-%d"),
+    )
+
+
+# "from" is a Python keyword, so these two fields can't be written as class attributes.
+_Days = type("_Days", (forms.Form,), {"from": _date_field(_("From")), "to": _date_field(_("To"))})
+
+
+class DateRangeForm(_Days):
+    """Days `from` and `to`, both included, in TIME_ZONE; either may be left out."""
+
+    def clean(self):
+        data = super().clean()
+        if data.get("from") and data.get("to") and data["from"] > data["to"]:
+            data.pop("from"), data.pop("to")
+            raise forms.ValidationError(BACKWARDS)
+        return data
+
 
 PRESETS = {"30": 30, "90": 90}
 DEFAULT_DAYS = 30
