@@ -1,5 +1,6 @@
-"""accounts' type hints hold: mypy with django-stubs, as configured in mypy.ini (strict for the service
-modules and the models), finds nothing. It needs no services and no .env, only tests.settings."""
+"""The type hints of accounts/ and botcore/providers/ hold: mypy with django-stubs, as configured in
+mypy.ini (strict for the service modules, the models and the providers), finds nothing. It needs no
+services and no .env, only tests.settings."""
 
 import subprocess
 import sys

@@ -1,5 +1,6 @@
 """Image providers behind one interface: `await provider.generate(ImageRequest) -> ImageResult`."""
 
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 import httpx
@@ -7,7 +8,7 @@ from django.conf import settings
 
 from . import registry
 from .base import ImageRequest, ImageResult, ProviderError, Reference, Turn
-from .chain import ProviderChain
+from .chain import CircuitBreaker, ProviderChain
 from .gemini import GeminiProvider
 from .openai_compat import OpenAICompatProvider
 
@@ -25,11 +26,11 @@ __all__ = [
 
 # The breakers must outlive one job (a Celery worker opens the providers per job), so a dead
 # provider stays skipped across requests; they are per process.
-_breakers = {}
+_breakers: dict[str, CircuitBreaker] = {}
 
 
 @asynccontextmanager
-async def open_provider():
+async def open_provider() -> AsyncIterator[ProviderChain]:
     """The configured providers as one chain, with its own HTTP connection pool, closed on exit."""
     limits = httpx.Limits(max_connections=100, max_keepalive_connections=20)
     async with httpx.AsyncClient(limits=limits, timeout=httpx.Timeout(settings.PROVIDER_TIMEOUT_SECONDS)) as client:

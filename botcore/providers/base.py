@@ -8,13 +8,15 @@ import asyncio
 import logging
 import random
 import tempfile
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import BinaryIO
+from typing import IO, Any, Protocol, TypeVar
 
 from botcore.errors import ErrorCode
 from botcore.memory import MB
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -31,7 +33,7 @@ class Turn:
     references: tuple[Reference, ...]
     result: Reference
     thought_signature: str = ""  # Gemini's, sent back with its image to keep the model's context
-    model_parts: tuple = ()  # Gemini's whole answer without image data (ImageResult.model_turn)
+    model_parts: tuple[dict[str, Any], ...] = ()  # Gemini's whole answer without image data (ImageResult.model_turn)
 
 
 @dataclass(frozen=True)
@@ -43,7 +45,7 @@ class ImageRequest:
     history: tuple[Turn, ...] = field(default=())  # oldest first
 
     @property
-    def input_images(self):
+    def input_images(self) -> tuple[Reference, ...]:
         """For APIs without conversations: the latest result being refined, then this turn's references."""
         latest = (self.history[-1].result,) if self.history else ()
         return latest + self.references
@@ -61,25 +63,34 @@ class Usage:
 
 @dataclass(frozen=True)
 class ImageResult:
-    file: BinaryIO  # the image, spooled to disk when large, so waiting jobs don't hold it in memory
+    file: IO[bytes]  # the image, spooled to disk when large, so waiting jobs don't hold it in memory
     mime_type: str
     provider: str
     model: str
     upstream_ms: int
     thought_signature: str = ""
     usage: Usage | None = None  # None when the answer didn't say
-    model_turn: tuple = ()  # Gemini's answer, its image part without data: sent back on a refine
-    passed_over: tuple = ()  # the ProviderErrors of the providers a chain tried before this one
+    model_turn: tuple[dict[str, Any], ...] = ()  # Gemini's answer, its image part without data: sent back on a refine
+    passed_over: tuple["ProviderError", ...] = ()  # the ProviderErrors of the providers a chain tried before this one
 
-    def close(self):
+    def close(self) -> None:
         self.file.close()
 
 
-def spool(data):
+def spool(data: bytes) -> IO[bytes]:
     """A file holding `data`: in memory while small, on disk beyond a megabyte."""
     file = tempfile.SpooledTemporaryFile(max_size=MB)
     file.write(data)
     return file
+
+
+class Provider(Protocol):
+    """What a chain tries and the registry makes: GeminiProvider, OpenAICompatProvider, ProviderChain."""
+
+    name: str
+    model: str
+
+    async def generate(self, request: ImageRequest) -> ImageResult: ...
 
 
 class ProviderError(Exception):
@@ -97,25 +108,28 @@ class ProviderError(Exception):
 
     TRANSIENT = {RATE_LIMITED, UNAVAILABLE}
 
-    def __init__(self, code, detail=""):
+    def __init__(self, code: ErrorCode | str, detail: str = "") -> None:
         code = ErrorCode(code)
         super().__init__(f"{code}: {detail}" if detail else code)
         self.code = code
         self.detail = detail
 
     @property
-    def transient(self):
+    def transient(self) -> bool:
         return self.code in self.TRANSIENT
 
 
-async def with_retries(call, *, max_retries, base_delay, max_delay=30.0):
+async def with_retries(
+    call: Callable[[], Awaitable[T]], *, max_retries: int, base_delay: float, max_delay: float = 30.0
+) -> T:
     """Await `call()`, retrying transient ProviderErrors with exponential backoff and full jitter."""
-    for attempt in range(max_retries + 1):
+    for attempt in range(max_retries):
         try:
             return await call()
         except ProviderError as exc:
-            if not exc.transient or attempt == max_retries:
+            if not exc.transient:
                 raise
             delay = random.uniform(0, min(max_delay, base_delay * 2**attempt))
             log.warning("image provider %s, retry %d in %.1fs", exc.code, attempt + 1, delay)
             await asyncio.sleep(delay)
+    return await call()  # the last attempt: whatever it raises is the answer

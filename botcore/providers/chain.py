@@ -8,10 +8,12 @@ user's answer: it is raised at once, and it says the provider is up.
 """
 
 import dataclasses
+import functools
 import logging
 import time
+from collections.abc import Callable, Iterable
 
-from .base import ProviderError, with_retries
+from .base import ImageRequest, ImageResult, Provider, ProviderError, with_retries
 
 log = logging.getLogger(__name__)
 
@@ -46,7 +48,9 @@ class CircuitBreaker:
     OPEN = "open"
     HALF_OPEN = "half-open"
 
-    def __init__(self, failures=3, cooldown_seconds=60.0, clock=time.monotonic):
+    def __init__(
+        self, failures: int = 3, cooldown_seconds: float = 60.0, clock: Callable[[], float] = time.monotonic
+    ) -> None:
         if failures < 1:
             raise ValueError("failures must be at least 1")
         self.failures = failures
@@ -54,11 +58,11 @@ class CircuitBreaker:
         self.clock = clock
         self.consecutive_failures = 0
         self.running = 0  # calls let through that have not reported yet
-        self._opened_at = None  # clock() when it last opened; None while closed
-        self._last_failure_at = None  # clock() of the last failure counted
+        self._opened_at: float | None = None  # clock() when it last opened; None while closed
+        self._last_failure_at: float | None = None  # clock() of the last failure counted
 
     @property
-    def state(self):
+    def state(self) -> str:
         if self._opened_at is None:
             return self.CLOSED
         if self.clock() - self._opened_at < self.cooldown_seconds:
@@ -66,24 +70,24 @@ class CircuitBreaker:
         return self.HALF_OPEN
 
     @property
-    def available(self):
+    def available(self) -> bool:
         """Whether allow() would let a call through now, without claiming anything."""
         state = self.state
         return state == self.CLOSED or (state == self.HALF_OPEN and self.running == 0)
 
-    def allow(self):
+    def allow(self) -> bool:
         """May a call go through now? In half-open, True makes that call the one trial."""
         if not self.available:
             return False
         self.running += 1
         return True
 
-    def succeeded(self):
+    def succeeded(self) -> None:
         self._ended()
         self.consecutive_failures = 0
         self._opened_at = None
 
-    def failed(self, started_at=None):
+    def failed(self, started_at: float | None = None) -> None:
         """A call that began at `started_at` (clock()) failed. Calls that were already running when
         the last counted failure came in saw the same outage: a /batch's four calls are one failure."""
         self._ended()
@@ -95,11 +99,11 @@ class CircuitBreaker:
         if self.consecutive_failures >= self.failures:
             self._opened_at = self.clock()  # opens, or re-opens for another cooldown
 
-    def released(self):
+    def released(self) -> None:
         """The call ended without telling anything about the provider (cancelled, or a bug of ours)."""
         self._ended()
 
-    def _ended(self):
+    def _ended(self) -> None:
         self.running = max(0, self.running - 1)
 
 
@@ -118,15 +122,15 @@ class ProviderChain:
 
     def __init__(
         self,
-        providers,
+        providers: Iterable[Provider],
         *,
-        breaker_failures=3,
-        breaker_cooldown_seconds=60.0,
-        max_retries=2,
-        retry_base_delay=2.0,
-        clock=time.monotonic,
-        breakers=None,
-    ):
+        breaker_failures: int = 3,
+        breaker_cooldown_seconds: float = 60.0,
+        max_retries: int = 2,
+        retry_base_delay: float = 2.0,
+        clock: Callable[[], float] = time.monotonic,
+        breakers: dict[str, CircuitBreaker] | None = None,
+    ) -> None:
         self.providers = list(providers)
         if not self.providers:
             raise ValueError("a provider chain needs at least one provider")
@@ -141,10 +145,10 @@ class ProviderChain:
             if name not in self.breakers:
                 self.breakers[name] = CircuitBreaker(breaker_failures, breaker_cooldown_seconds, clock)
 
-    async def generate(self, request):
+    async def generate(self, request: ImageRequest) -> ImageResult:
         """The first provider's image; it carries the errors of the providers passed over, so an
         operator problem of one is still told when another served."""
-        passed_over = []
+        passed_over: list[ProviderError] = []
         for index, provider in enumerate(self.providers):
             breaker = self.breakers[provider.name]
             if not breaker.allow():
@@ -155,7 +159,7 @@ class ProviderChain:
             try:
                 if later is None:
                     result = await with_retries(
-                        lambda provider=provider: provider.generate(request),
+                        functools.partial(provider.generate, request),
                         max_retries=self.max_retries,
                         base_delay=self.retry_base_delay,
                     )
@@ -191,7 +195,7 @@ class ProviderChain:
             raise passed_over[-1]
         raise ProviderError(ProviderError.UNAVAILABLE, "every image provider is unavailable")
 
-    def _next_available(self, index):
+    def _next_available(self, index: int) -> str | None:
         """The name of the first provider after `index` whose breaker would let a call through, or None."""
         for provider in self.providers[index + 1 :]:
             if self.breakers[provider.name].available:

@@ -5,11 +5,12 @@ import binascii
 import json
 import re
 import time
+from typing import Any
 
 import httpx
 
 from .. import memory
-from .base import ImageResult, ProviderError, Usage, spool, with_retries
+from .base import ImageRequest, ImageResult, ProviderError, Reference, Turn, Usage, spool, with_retries
 
 # What a candidate's finishReason means when it holds no image (google-genai's types.FinishReason,
 # plus the Gemini API's PUP_LIMITED_DISABLED and MISSING_THOUGHT_SIGNATURE). Any other reason
@@ -51,7 +52,17 @@ DATA_URI = re.compile(r"data:(image/[\w.+-]+);base64,([A-Za-z0-9+/=\s]+)")
 class GeminiProvider:
     name = "gemini"
 
-    def __init__(self, *, client, api_key, base_url, model, timeout, max_retries=2, retry_base_delay=2.0):
+    def __init__(
+        self,
+        *,
+        client: httpx.AsyncClient,
+        api_key: str,
+        base_url: str,
+        model: str,
+        timeout: float,
+        max_retries: int = 2,
+        retry_base_delay: float = 2.0,
+    ) -> None:
         self.client = client
         self.api_key = api_key
         self.url = f"{base_url.rstrip('/')}/v1beta/models/{model}:generateContent"
@@ -60,13 +71,13 @@ class GeminiProvider:
         self.max_retries = max_retries
         self.retry_base_delay = retry_base_delay
 
-    async def generate(self, request):
+    async def generate(self, request: ImageRequest) -> ImageResult:
         body = request_body(request)
         return await with_retries(
             lambda: self._post(body), max_retries=self.max_retries, base_delay=self.retry_base_delay
         )
 
-    async def _post(self, body):
+    async def _post(self, body: dict[str, Any]) -> ImageResult:
         started = time.monotonic()
         try:
             async with self.client.stream(
@@ -83,9 +94,9 @@ class GeminiProvider:
                 reading, _ = memory.for_this_loop()
                 async with reading:
                     # Not response.aread(): the response would keep the body after we are done with it.
-                    body = b"".join([chunk async for chunk in response.aiter_bytes()])
-                    payload = _json(body)
-                    del body
+                    answer = b"".join([chunk async for chunk in response.aiter_bytes()])
+                    payload = _json(answer)
+                    del answer
                     data, mime_type, signature, turn = extract_image(payload)
                     usage = usage_of(payload)
                     del payload
@@ -108,15 +119,15 @@ class GeminiProvider:
         )
 
 
-def _json(content):
+def _json(content: bytes) -> Any:
     try:
         return json.loads(content)
     except ValueError:
         raise ProviderError(ProviderError.UNAVAILABLE, "answer is not JSON") from None
 
 
-def request_body(request):
-    contents = []
+def request_body(request: ImageRequest) -> dict[str, Any]:
+    contents: list[dict[str, Any]] = []
     for turn in request.history:
         contents.append({"role": "user", "parts": _user_parts(turn.prompt, turn.references)})
         contents.append({"role": "model", "parts": _model_parts(turn)})
@@ -130,7 +141,7 @@ def request_body(request):
     }
 
 
-def _model_parts(turn):
+def _model_parts(turn: Turn) -> list[dict[str, Any]]:
     """The model's earlier answer as it gave it (its text and every part's signature, as the SDK's
     chat keeps it), with the image put back into the part it came in."""
     if not turn.model_parts:  # an answer kept before whole turns were, or not from Gemini
@@ -141,15 +152,15 @@ def _model_parts(turn):
     return [part | _inline(turn.result) if "inlineData" in part else part for part in turn.model_parts]
 
 
-def _user_parts(prompt, references):
+def _user_parts(prompt: str, references: tuple[Reference, ...]) -> list[dict[str, Any]]:
     return [{"text": prompt}, *(_inline(reference) for reference in references)]
 
 
-def _inline(reference):
+def _inline(reference: Reference) -> dict[str, Any]:
     return {"inlineData": {"mimeType": reference.mime_type, "data": base64.b64encode(reference.data).decode()}}
 
 
-def http_error(response):
+def http_error(response: httpx.Response) -> ProviderError:
     status = response.status_code
     try:
         message = response.json()["error"]["message"]
@@ -165,13 +176,14 @@ def http_error(response):
     return ProviderError(ProviderError.BAD_REQUEST, detail)
 
 
-def extract_image(payload):
+def extract_image(payload: dict[str, Any]) -> tuple[bytes, str, str, tuple[dict[str, Any], ...]]:
     """The final image of an answer as (bytes, mime type, thought signature, the answer's parts
     without image data), or the ProviderError that explains its absence."""
     block = (payload.get("promptFeedback") or {}).get("blockReason")
     if block:
         raise ProviderError(ProviderError.SAFETY, f"prompt blocked: {block}")
-    reasons, texts = [], []
+    reasons: list[str] = []
+    texts: list[str] = []
     for candidate in payload.get("candidates") or []:
         reasons.append(candidate.get("finishReason", ""))
         # Gemini 3 Pro Image sends draft images marked as thoughts before the final one.
@@ -198,14 +210,14 @@ def extract_image(payload):
     raise ProviderError(ProviderError.NO_IMAGE, f"finish reasons {reasons or 'none'}{said}")
 
 
-def usage_of(payload):
+def usage_of(payload: dict[str, Any]) -> Usage | None:
     """The tokens of usageMetadata by kind, or None when the answer has none. Without a breakdown
     by modality, all the output counts as image: spend is never under-reported."""
     meta = payload.get("usageMetadata")
     if not isinstance(meta, dict):
         return None
 
-    def by_modality(key):
+    def by_modality(key: str) -> dict[str, int]:
         return {item.get("modality"): int(item.get("tokenCount") or 0) for item in meta.get(key) or []}
 
     given, made = by_modality("promptTokensDetails"), by_modality("candidatesTokensDetails")
@@ -219,12 +231,12 @@ def usage_of(payload):
     )
 
 
-def _without_images(parts, final):
+def _without_images(parts: list[dict[str, Any]], final: int) -> tuple[dict[str, Any], ...]:
     """The answer's parts to keep for a refine: the final image's part stripped of its data (the
     result itself is kept apart), draft images left out (they are not kept), the rest as is."""
-    kept = []
+    kept: list[dict[str, Any]] = []
     for index, part in enumerate(parts):
-        inline = part.get("inlineData") or part.get("inline_data")
+        inline: Any = part.get("inlineData") or part.get("inline_data")  # the final part's is there
         if index == final:
             rest = {key: value for key, value in part.items() if key not in ("inlineData", "inline_data")}
             kept.append(rest | {"inlineData": {"mimeType": inline.get("mimeType") or inline.get("mime_type")}})
@@ -233,7 +245,7 @@ def _without_images(parts, final):
     return tuple(kept)
 
 
-def _decode(data):
+def _decode(data: str) -> bytes:
     try:
         return base64.b64decode("".join(data.split()), validate=True)
     except (binascii.Error, ValueError):

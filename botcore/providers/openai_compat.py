@@ -8,11 +8,12 @@ import binascii
 import json
 import math
 import time
+from typing import IO, Any
 
 import httpx
 
 from .. import memory
-from .base import ImageResult, ProviderError, Usage, spool
+from .base import ImageRequest, ImageResult, ProviderError, Reference, Usage, spool
 
 LONG_SIDES = {"1K": 1024, "2K": 2048, "4K": 4096}
 EXTENSIONS = {"image/png": "png", "image/jpeg": "jpg", "image/webp": "webp", "image/gif": "gif"}
@@ -42,7 +43,7 @@ FREE_SIZES = ("gpt-image-2",)
 MAX_EDGE, MAX_PIXELS = 3840, 3840 * 2160
 
 
-def family(model):
+def family(model: str) -> str:
     """The size family of a model name or a dated snapshot of one: "standard" or "free" (GPT image
     models), or "other"."""
     for name, models in (("standard", STANDARD_SIZES), ("free", FREE_SIZES)):
@@ -51,7 +52,7 @@ def family(model):
     return "other"
 
 
-def size_for(resolution, aspect_ratio, model=""):
+def size_for(resolution: str, aspect_ratio: str, model: str = "") -> str:
     """OpenAI's "WIDTHxHEIGHT" for a resolution ("1K", "2K", "4K": the long side) and an aspect
     ratio ("16:9"), as `model` accepts it."""
     try:
@@ -74,8 +75,8 @@ def size_for(resolution, aspect_ratio, model=""):
     return f"{long_side}x{short_side}" if width >= height else f"{short_side}x{long_side}"
 
 
-def request_fields(model, request):
-    fields = {
+def request_fields(model: str, request: ImageRequest) -> dict[str, object]:
+    fields: dict[str, object] = {
         "model": model,
         "prompt": request.prompt,
         "n": 1,
@@ -87,7 +88,16 @@ def request_fields(model, request):
 
 
 class OpenAICompatProvider:
-    def __init__(self, *, client, api_key, base_url, model, timeout, name="openai"):
+    def __init__(
+        self,
+        *,
+        client: httpx.AsyncClient,
+        api_key: str,
+        base_url: str,
+        model: str,
+        timeout: float,
+        name: str = "openai",
+    ) -> None:
         self.client = client
         self.api_key = api_key
         self.base_url = base_url.rstrip("/")
@@ -95,7 +105,7 @@ class OpenAICompatProvider:
         self.timeout = timeout
         self.name = name
 
-    async def generate(self, request):
+    async def generate(self, request: ImageRequest) -> ImageResult:
         started = time.monotonic()
         try:
             image, usage = await self._post(request)
@@ -115,16 +125,16 @@ class OpenAICompatProvider:
             usage=usage,
         )
 
-    def _timeout(self):
+    def _timeout(self) -> httpx.Timeout:
         return httpx.Timeout(self.timeout, connect=min(10.0, self.timeout))
 
-    async def _post(self, request):
+    async def _post(self, request: ImageRequest) -> tuple[tuple[IO[bytes], str] | str, Usage | None]:
         """(the image as (file, mime type), or its URL when the answer only links to it; its Usage or None)."""
         fields = request_fields(self.model, request)
         images = request.input_images
         if images:
             # Multipart fields are text; `image[]` is how the API takes several images.
-            options = {
+            options: dict[str, Any] = {
                 "data": {name: str(value) for name, value in fields.items()},
                 "files": [("image[]", _upload(index, image)) for index, image in enumerate(images)],
             }
@@ -154,7 +164,7 @@ class OpenAICompatProvider:
                     return _keep(_decode(item["b64_json"])), usage
                 return str(item["url"]), usage
 
-    async def _download(self, url):
+    async def _download(self, url: str) -> tuple[IO[bytes], str]:
         # No Authorization header: the link usually points at storage, not at the API host.
         async with self.client.stream("GET", url, timeout=self._timeout()) as response:
             if response.status_code != 200:
@@ -165,18 +175,18 @@ class OpenAICompatProvider:
                 return _keep(b"".join([chunk async for chunk in response.aiter_bytes()]))
 
 
-def _upload(index, image):
+def _upload(index: int, image: Reference) -> tuple[str, bytes, str]:
     return f"image-{index}.{EXTENSIONS.get(image.mime_type, 'png')}", image.data, image.mime_type
 
 
-def _json(content):
+def _json(content: bytes) -> Any:
     try:
         return json.loads(content)
     except ValueError:
         raise ProviderError(ProviderError.UNAVAILABLE, "answer is not JSON") from None
 
 
-def usage_of(payload):
+def usage_of(payload: Any) -> Usage | None:
     """The answer's `usage` by kind of token, or None without one. Output not broken down counts
     as image: that is all the GPT image models make."""
     usage = payload.get("usage") if isinstance(payload, dict) else None
@@ -192,7 +202,7 @@ def usage_of(payload):
     )
 
 
-def first_image(payload):
+def first_image(payload: Any) -> dict[str, Any]:
     """The first entry of `data` that holds an image (`b64_json` or `url`)."""
     items = payload.get("data") if isinstance(payload, dict) else None
     for item in items or []:
@@ -201,14 +211,14 @@ def first_image(payload):
     raise ProviderError(ProviderError.NO_IMAGE, "the answer holds no image")
 
 
-def _decode(data):
+def _decode(data: str) -> bytes:
     try:
         return base64.b64decode("".join(data.split()), validate=True)
     except (binascii.Error, ValueError):
         raise ProviderError(ProviderError.NO_IMAGE, "image data is not valid base64") from None
 
 
-def _keep(data):
+def _keep(data: bytes) -> tuple[IO[bytes], str]:
     """(spooled file, mime type) of image bytes."""
     if not data:
         raise ProviderError(ProviderError.NO_IMAGE, "the image is empty")
@@ -216,7 +226,7 @@ def _keep(data):
     return spool(data), mime_type
 
 
-def sniff(data):
+def sniff(data: bytes) -> str:
     """The mime type the bytes' magic says; relays don't always say it, and links rarely do."""
     if data.startswith(b"\xff\xd8\xff"):
         return "image/jpeg"
@@ -225,7 +235,7 @@ def sniff(data):
     return "image/png"
 
 
-def http_error(response, api_key):
+def http_error(response: httpx.Response, api_key: str) -> ProviderError:
     status = response.status_code
     try:
         error = response.json()["error"]

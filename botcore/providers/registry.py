@@ -6,13 +6,17 @@ IMAGE_PROVIDERS against them at start-up, in every process, and can't import bot
 check botcore.E002 keeps this registry and those names in step.
 """
 
+from collections.abc import Callable
+
+import httpx
 from django.conf import settings
 
+from .base import Provider
 from .gemini import GeminiProvider
 from .openai_compat import OpenAICompatProvider
 
 
-def gemini(client):
+def gemini(client: httpx.AsyncClient) -> GeminiProvider:
     return GeminiProvider(
         client=client,
         api_key=settings.GEMINI_API_KEY,
@@ -23,7 +27,7 @@ def gemini(client):
     )
 
 
-def openai(client):
+def openai(client: httpx.AsyncClient) -> OpenAICompatProvider:
     return OpenAICompatProvider(
         client=client,
         api_key=settings.OPENAI_IMAGES_API_KEY,
@@ -33,10 +37,10 @@ def openai(client):
     )
 
 
-PROVIDERS = {"gemini": gemini, "openai": openai}
+PROVIDERS: dict[str, Callable[[httpx.AsyncClient], Provider]] = {"gemini": gemini, "openai": openai}
 
 
-def configured(client):
+def configured(client: httpx.AsyncClient) -> list[Provider]:
     """The providers IMAGE_PROVIDERS names, in its order, sharing `client` (an httpx.AsyncClient;
     None when they are only read, not called)."""
     return [PROVIDERS[name](client) for name in settings.IMAGE_PROVIDERS]
