@@ -127,7 +127,7 @@ class DaySummary(models.Model):
     cache_hit = models.BooleanField(default=False)
     images = models.PositiveIntegerField()
     spend = models.DecimalField(max_digits=14, decimal_places=4)
-    # Delivered images at or under each of reports.LATENCY_BUCKETS_MS, for latency percentiles.
+    # Delivered images at or under each of summaries.LATENCY_BUCKETS_MS, for latency percentiles.
     latency_buckets = models.JSONField(default=list, blank=True)
 
     class Meta:

@@ -114,7 +114,7 @@ def user_totals(first, last):
     end = _closed_until(last)
     if first >= end:
         return UserTotals(), first
-    key = f"dashboard:user-totals:v1:{first}:{end}"  # v: UserTotals's pickled shape
+    key = f"botcore:user-totals:v2:{first}:{end}"  # v: UserTotals's pickled shape and module
     totals = cache.get(key)
     if totals is None:
         totals = UserTotals(per_user(created_on(first, end - timedelta(1)), ranked=True))

@@ -3,12 +3,25 @@
 
 from django.db import migrations, models
 
+MOVED = ["daysummary", "summarizedday"]
+
+
+def relabel_content_types(source, target):
+    """Their content types (and so their permissions) move too, instead of being made anew."""
+
+    def relabel(apps, schema_editor):
+        ContentType = apps.get_model("contenttypes", "ContentType")
+        ContentType.objects.filter(app_label=source, model__in=MOVED).update(app_label=target)
+
+    return relabel
+
 
 class Migration(migrations.Migration):
 
     dependencies = [
         ("botcore", "0005_generation_model_turn"),
         ("dashboard", "0001_day_summaries"),
+        ("contenttypes", "0002_remove_content_type_name"),
     ]
 
     operations = [
@@ -44,4 +57,5 @@ class Migration(migrations.Migration):
                 ),
             ],
         ),
+        migrations.RunPython(relabel_content_types("dashboard", "botcore"), relabel_content_types("botcore", "dashboard")),
     ]
