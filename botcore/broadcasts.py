@@ -18,7 +18,8 @@ from telegram.ext import AIORateLimiter, ExtBot
 from accounts import staff
 from accounts.models import Broadcast, TelegramUser, Tier
 
-from . import connections, dispatch
+from . import connections
+from .telegram import dispatch
 from .telegram.transport import bot_request
 
 log = logging.getLogger(__name__)

@@ -1,7 +1,7 @@
 """The decisions about a generation, as plain synchronous functions.
 
 Handlers, the webhook, Celery tasks and the dashboard all call these; the async pipeline in
-jobs.py reaches them through sync_to_async. Every status change goes through `start` or
+telegram/jobs.py reaches them through sync_to_async. Every status change goes through `start` or
 `finish`, each a conditional UPDATE, so a duplicate or replayed job can't charge twice.
 """
 

@@ -3,8 +3,9 @@ import asyncio
 from celery import shared_task
 from celery.signals import worker_process_init
 
-from . import broadcasts, jobs, memory
-from .dispatch import BROADCAST_TASK, GENERATION_TASK
+from . import broadcasts, memory
+from .telegram import jobs
+from .telegram.dispatch import BROADCAST_TASK, GENERATION_TASK
 
 worker_process_init.connect(lambda **kwargs: memory.return_freed_images_to_the_os(), weak=False)
 

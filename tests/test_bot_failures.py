@@ -9,9 +9,10 @@ from asgiref.sync import sync_to_async
 from django.utils import timezone
 
 from accounts.models import Ban, BannedKeyword, TelegramUser, Tier
-from botcore import generations, housekeeping, jobs
+from botcore import generations
 from botcore.models import Generation
 from botcore.providers import _breakers
+from botcore.telegram import housekeeping, jobs
 from tests.conftest import settled
 from tests.fakes.openai_images import FakeOpenAIImages
 from tests.test_bot_generation import ALICE, image_size, texts_in, usage_of

@@ -16,10 +16,9 @@ from telegram.ext import (
     filters,
 )
 
-from botcore import housekeeping, jobs
 from botcore.providers import open_provider
 
-from . import handlers, updates
+from . import handlers, housekeeping, jobs, updates
 from .ratelimit import MessageRateLimiter
 from .transport import bot_request
 

@@ -10,11 +10,11 @@ from telegram.constants import ParseMode
 from telegram.error import Forbidden, TelegramError
 
 from accounts.models import Resolution
-from botcore import buttons, dispatch, generations, jobs
+from botcore import buttons, generations
 from botcore.errors import ErrorCode
 from botcore.models import Generation
 
-from . import delivery, files, keyboards, texts
+from . import delivery, dispatch, files, jobs, keyboards, texts
 
 log = logging.getLogger(__name__)
 

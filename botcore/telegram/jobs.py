@@ -20,13 +20,14 @@ from telegram import Bot
 from telegram.constants import ParseMode
 from telegram.error import Forbidden, InvalidToken, TelegramError
 
-from . import connections, generations, results
-from .errors import ErrorCode
-from .models import Generation
-from .periodic import repeating
-from .providers import ImageRequest, ProviderError, Turn, open_provider
-from .telegram import delivery, files, keyboards, texts
-from .telegram.transport import bot_request
+from botcore import connections, generations, results
+from botcore.errors import ErrorCode
+from botcore.models import Generation
+from botcore.periodic import repeating
+from botcore.providers import ImageRequest, ProviderError, Turn, open_provider
+
+from . import delivery, files, keyboards, texts
+from .transport import bot_request
 
 log = logging.getLogger(__name__)
 

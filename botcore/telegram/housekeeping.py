@@ -11,10 +11,11 @@ from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.db import connection
 
-from . import connections, generations, results, summaries
-from .errors import ErrorCode
+from botcore import connections, generations, results, summaries
+from botcore.errors import ErrorCode
+
+from . import updates
 from .jobs import tell_failure
-from .telegram import updates
 
 log = logging.getLogger(__name__)
 
