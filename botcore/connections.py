@@ -4,7 +4,7 @@ pg_terminate_backend ends a connection, and the next unit of work must not inher
 from django.db import connections
 
 
-def make_usable():
+def make_usable() -> None:
     """Call at the start of each unit of work (an update, a job, a sweep, a broadcast step), on the
     thread that runs its queries: a connection the database has ended is dropped, so the next query
     opens a new one. Like Django's close_old_connections for a request, but it keeps a healthy

@@ -16,7 +16,7 @@ class Parts:
     original: bool  # the original file: the result's own message without a photo, else one below the photo
 
 
-def parts(*, photo_is_original=True):
+def parts(*, photo_is_original: bool = True) -> Parts:
     """What to send for a result whose photo is (or isn't) its original image."""
     mode = settings.DELIVERY_MODE
     return Parts(

@@ -2,6 +2,7 @@
 and the dashboard use them."""
 
 from datetime import timedelta
+from typing import IO
 
 from django.conf import settings
 from django.core.files import File
@@ -15,7 +16,7 @@ from .models import Generation
 EXTENSIONS = {"image/png": "png", "image/jpeg": "jpg", "image/webp": "webp"}
 
 
-def keep(generation, file, mime_type):
+def keep(generation: Generation, file: IO[bytes], mime_type: str) -> str:
     """Store the result in `file`; the stored name, for Generation.original."""
     file.seek(0)
     day = days.today()
@@ -25,7 +26,7 @@ def keep(generation, file, mime_type):
     return stored
 
 
-def read(generation):
+def read(generation: Generation) -> bytes | None:
     """The kept original's bytes, or None once it is gone."""
     if not generation.original:
         return None
@@ -36,7 +37,7 @@ def read(generation):
         return None
 
 
-def purge_old():
+def purge_old() -> int:
     """Delete originals older than RESULT_KEEP_DAYS; how many were deleted."""
     cutoff = timezone.now() - timedelta(days=settings.RESULT_KEEP_DAYS)
     old = Generation.objects.filter(created_at__lt=cutoff).exclude(original="")
