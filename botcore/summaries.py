@@ -6,13 +6,15 @@ is normal), so the closed part of a range is summed per user once and kept in th
 
 from array import array
 from bisect import bisect_left
-from datetime import timedelta
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from datetime import date, timedelta
 from decimal import Decimal
+from typing import Any
 
 from django.conf import settings
 from django.core.cache import cache
 from django.db import IntegrityError, connection, transaction
-from django.db.models import BigIntegerField, Count, Min, Q, Sum
+from django.db.models import BigIntegerField, Count, Min, Q, QuerySet, Sum
 from django.db.models.functions import Cast, Round, TruncDate
 from django.utils import timezone
 
@@ -25,20 +27,20 @@ from .models import DaySummary, Generation, SummarizedDay
 LATENCY_BUCKETS_MS = [2_000, 5_000, 10_000, 15_000, 20_000, 30_000, 45_000, 60_000, 90_000, 120_000, 180_000, 300_000]
 
 
-def created_on(first, last):
+def created_on(first: date, last: date) -> QuerySet[Generation]:
     """Generations created from the start of day `first` to the end of day `last`."""
     start, end = days.bounds(first, last)
     return Generation.objects.filter(created_at__gte=start, created_at__lt=end)
 
 
-def latency_buckets():
+def latency_buckets() -> dict[str, Count]:
     delivered = Q(status=Generation.Status.DELIVERED)
     return {
         f"under_{edge}": Count("pk", filter=delivered & Q(total_latency_ms__lte=edge)) for edge in LATENCY_BUCKETS_MS
     }
 
 
-def first_open_day():
+def first_open_day() -> date:
     """Days before this one are closed: summed up once, never again. A day closes once none of its
     jobs is queued or running any more (one left open while the bot was down keeps its day open until
     the bot's sweeper expires it), and not before twice STALE_GENERATION_SECONDS after its midnight: a
@@ -55,12 +57,12 @@ def first_open_day():
     return first
 
 
-def _closed_until(last):
+def _closed_until(last: date) -> date:
     """The day after the last closed one up to `last`: reports read the generations from there on."""
     return min(last + timedelta(1), first_open_day())
 
 
-def closed(first, last):
+def closed(first: date, last: date) -> tuple[QuerySet[DaySummary], date]:
     """The DaySummary rows of the closed days from `first` to `last` (summing up any day not yet
     done), and the first day they don't cover: callers read the generations from there on."""
     end = _closed_until(last)
@@ -82,7 +84,7 @@ class UserTotals:
     Kept as arrays of integers (spend in SPEND_UNITs): a hundred thousand users unpickle from the
     cache in a millisecond, against a tenth of a second as a dict of Decimals."""
 
-    def __init__(self, rows=()):
+    def __init__(self, rows: Iterable[Sequence[int]] = ()) -> None:
         columns = [array("q") for _ in range(4)]
         for row in rows:  # (user_id, delivered, failed, spend), best first
             for column, value in zip(columns, row, strict=True):
@@ -92,11 +94,11 @@ class UserTotals:
         self.sorted_ids = array("q", (self.user_ids[n] for n in by_id))
         self.positions = array("q", by_id)
 
-    def ranked(self):
+    def ranked(self) -> Iterator[tuple[int, int, int, int]]:
         """(user_id, delivered, failed, spend), best first."""
         return zip(self.user_ids, self.delivered, self.failed, self.spend, strict=True)
 
-    def plus(self, more):
+    def plus(self, more: Mapping[int, Sequence[int]]) -> Iterator[tuple[int, int, int, int]]:
         """(user_id, delivered, failed, spend) of each user in `more` ({user_id: (delivered, failed,
         spend)}), with their figures here added."""
         ids, positions, count = self.sorted_ids, self.positions, len(self.sorted_ids)
@@ -108,7 +110,7 @@ class UserTotals:
             yield user_id, delivered, failed, spend
 
 
-def user_totals(first, last):
+def user_totals(first: date, last: date) -> tuple[UserTotals, date]:
     """The UserTotals of the closed days from `first` to `last`, and the first day they don't
     cover: callers read the generations from there on."""
     end = _closed_until(last)
@@ -122,7 +124,7 @@ def user_totals(first, last):
     return totals, end
 
 
-def per_user(generations, ranked=False):
+def per_user(generations: QuerySet[Generation], ranked: bool = False) -> list[tuple[Any, ...]]:
     """(user_id, delivered, failed, spend in SPEND_UNITs) of `generations` per user, best first when
     `ranked`. Read as plain integers, past the ORM: for ten thousand users its per-value
     conversions cost more than the query."""
@@ -141,20 +143,20 @@ def per_user(generations, ranked=False):
 REPORT_DAYS = 92  # the longest preset report (90 days) and a margin
 
 
-def sum_up_closed_days(count=REPORT_DAYS):
+def sum_up_closed_days(count: int = REPORT_DAYS) -> None:
     """Sum up the closed days of the last `count` that aren't yet, ahead of any report asking."""
     today = days.today()
     closed(today - timedelta(days=count), today)
 
 
-def rows(first, last):
+def rows(first: date, last: date) -> list[DaySummary]:
     """DaySummary rows for the days from `first` to `last`: the closed days' as kept (summing up any
     not yet done), the open days' summed up now and not kept."""
     summed, open_from = closed(first, last)
     return [*summed, *_summed_up(created_on(open_from, last))] if open_from <= last else list(summed)
 
 
-def _summed_up(generations):
+def _summed_up(generations: QuerySet[Generation]) -> list[DaySummary]:
     """Unsaved DaySummary rows of `generations`."""
     grouped = (
         generations.annotate(day=TruncDate("created_at", tzinfo=timezone.get_default_timezone()))
@@ -179,7 +181,7 @@ def _summed_up(generations):
     ]
 
 
-def summarize(dates):
+def summarize(dates: list[date]) -> None:
     """Sum up the days in `dates` (closed ones) in one pass over the generations from the first to the last."""
     while dates:
         summaries = [row for row in _summed_up(created_on(min(dates), max(dates))) if row.day in dates]
