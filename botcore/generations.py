@@ -11,9 +11,11 @@ import os
 import re
 import socket
 import uuid
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
+from typing import Any
 
 from django.conf import settings
 from django.db import transaction
@@ -21,12 +23,13 @@ from django.db.models import Count, F, Max, Q
 from django.utils import timezone
 
 from accounts import days, moderation, quota
-from accounts.models import ASPECT_RATIOS, Resolution
+from accounts.models import ASPECT_RATIOS, Resolution, TelegramUser
 from accounts.users import user_touch
 
 from . import delivery_mode
 from .errors import ErrorCode
 from .models import Generation
+from .providers.base import Usage
 
 log = logging.getLogger(__name__)
 
@@ -46,10 +49,9 @@ OPTION = re.compile(r"(?<!\S)--(?:(?:ar|aspect)\s+(?P<ratio>\S+)|(?P<size>[124][
 class Refusal(Exception):
     """A request we won't run; `code` and `params` pick and fill the message the user sees."""
 
-    def __init__(self, code, **params):
-        code = ErrorCode(code)
-        super().__init__(code)
-        self.code = code
+    def __init__(self, code: str, **params: object) -> None:
+        self.code = ErrorCode(code)
+        super().__init__(self.code)
         self.params = params
 
 
@@ -62,7 +64,7 @@ class Identity:
     first_name: str = ""
     language_code: str = ""
 
-    def touch(self):
+    def touch(self) -> TelegramUser:
         return user_touch(
             telegram_id=self.telegram_id,
             username=self.username,
@@ -71,7 +73,7 @@ class Identity:
         )
 
 
-def price(provider, model, resolution, usage=None):
+def price(provider: str, model: str, resolution: str, usage: Usage | None = None) -> Decimal:
     """USD for one image: what its tokens cost when the answer reported them (`usage`, a
     providers.Usage) and the model's token prices are known, else the price per image."""
     rates = settings.IMAGE_TOKEN_PRICES.get(provider, {}).get(model)
@@ -81,7 +83,9 @@ def price(provider, model, resolution, usage=None):
     return (per_million / 1_000_000).quantize(Decimal("0.0001"), rounding=ROUND_HALF_UP)
 
 
-def change_defaults(*, identity, resolution=None, aspect_ratio=None):
+def change_defaults(
+    *, identity: Identity, resolution: str | None = None, aspect_ratio: str | None = None
+) -> TelegramUser:
     """Set the user's default resolution or aspect ratio; the user, or Refusal."""
     user = identity.touch()
     if resolution is not None:
@@ -96,9 +100,10 @@ def change_defaults(*, identity, resolution=None, aspect_ratio=None):
     return user
 
 
-def parse_options(prompt):
+def parse_options(prompt: str) -> tuple[str, str | None, str | None]:
     """Pull inline options (`--ar 16:9`, `--4k`) out of a prompt: (prompt, resolution, aspect_ratio)."""
-    resolution = aspect_ratio = None
+    resolution: str | None = None
+    aspect_ratio: str | None = None
     for match in OPTION.finditer(prompt):
         if match["size"]:
             resolution = match["size"].upper()
@@ -109,11 +114,11 @@ def parse_options(prompt):
     return moderation.trim(" ".join(OPTION.sub(" ", prompt).split())), resolution, aspect_ratio
 
 
-def nearest_ratio(width, height):
+def nearest_ratio(width: float, height: float) -> str:
     """The supported aspect ratio closest to width:height."""
     ratio = width / height
 
-    def distance(choice):
+    def distance(choice: str) -> float:
         w, h = map(int, choice.split(":"))
         return abs(math.log(ratio * h / w))
 
@@ -122,17 +127,17 @@ def nearest_ratio(width, height):
 
 def request(
     *,
-    identity,
-    chat_id,
-    prompt,
-    message_id=None,
-    resolution=None,
-    aspect_ratio=None,
-    references=(),
-    reply_to=None,
-    shape=None,
-    count=1,
-):
+    identity: Identity,
+    chat_id: int,
+    prompt: str,
+    message_id: int | None = None,
+    resolution: str | None = None,
+    aspect_ratio: str | None = None,
+    references: Sequence[str] = (),
+    reply_to: int | None = None,
+    shape: tuple[int, int] | None = None,
+    count: int = 1,
+) -> list[Generation]:
     """Validate, moderate and reserve quota for `count` images of one request; the queued
     Generations, or Refusal.
 
@@ -160,7 +165,7 @@ def request(
         request_message_id=message_id,
         prompt=prompt,
         resolution=inline_resolution or resolution or user.resolution,
-        aspect_ratio=inline_ratio or aspect_ratio or _natural_ratio(user, parent, references and shape),
+        aspect_ratio=inline_ratio or aspect_ratio or _natural_ratio(user, parent, shape if references else None),
         references=list(references),
         reference_count=len(references),
         kind=kind,
@@ -169,7 +174,7 @@ def request(
     )
 
 
-def _natural_ratio(user, parent, shape):
+def _natural_ratio(user: TelegramUser, parent: Generation | None, shape: tuple[int, int] | None) -> str:
     """The ratio a request gets when it doesn't ask: a refinement keeps its result's, an edit its
     photo's, anything else the user's default."""
     if parent:
@@ -177,11 +182,11 @@ def _natural_ratio(user, parent, shape):
     return nearest_ratio(*shape) if shape else user.aspect_ratio
 
 
-def follow_up(*, identity, generation_id, action, message_id=None):
+def follow_up(*, identity: Identity, generation_id: int, action: str, message_id: int | None = None) -> Generation:
     """Regenerate, vary or upscale one of this user's results: the queued Generation, or Refusal."""
     user = identity.touch()
     source = result_of(user, generation_id)
-    fields = {
+    fields: dict[str, Any] = {
         "chat_id": source.chat_id,
         "request_message_id": message_id,
         "prompt": source.prompt,
@@ -202,12 +207,12 @@ def follow_up(*, identity, generation_id, action, message_id=None):
     return generation
 
 
-def original_of(*, identity, generation_id):
+def original_of(*, identity: Identity, generation_id: int) -> Generation:
     """One of this user's results, for sending its original file; Refusal when it is gone."""
     return result_of(identity.touch(), generation_id)
 
 
-def claim_undelivered(*, identity, generation_id):
+def claim_undelivered(*, identity: Identity, generation_id: int) -> Generation:
     """One of this user's results that was made but couldn't be sent, taken to be sent now: marked
     delivered at once (not charged: its quota was released), so a second press can't send it twice.
     Refusal when it was sent already, or is gone."""
@@ -221,28 +226,31 @@ def claim_undelivered(*, identity, generation_id):
     return mine.select_related("user").get()
 
 
-def shown_late(generation, **shown):
+def shown_late(generation: Generation, **shown: object) -> None:
     Generation.objects.filter(pk=generation.pk).update(**shown)
 
 
-def unclaim(generation):
+def unclaim(generation: Generation) -> None:
     """Give back a claimed result that still couldn't be sent, to be tried again."""
     Generation.objects.filter(pk=generation.pk, status=Generation.Status.DELIVERED).update(**UNDELIVERED)
 
 
-def result_of(user, generation_id):
+def result_of(user: TelegramUser, generation_id: int) -> Generation:
     """One of `user`'s delivered results that can still be built on, or Refusal."""
     generation = (
         Generation.objects.filter(pk=generation_id, user=user, status=Generation.Status.DELIVERED)
         .select_related("parent")
         .first()
     )
-    if generation is None or generation.finished_at < timezone.now() - timedelta(days=settings.RESULT_KEEP_DAYS):
+    if generation is None:
+        raise Refusal(ErrorCode.RESULT_GONE)
+    assert generation.finished_at is not None  # finish() dates every generation it closes
+    if generation.finished_at < timezone.now() - timedelta(days=settings.RESULT_KEEP_DAYS):
         raise Refusal(ErrorCode.RESULT_GONE)
     return generation
 
 
-def _result_in_chat(chat_id, message_id):
+def _result_in_chat(chat_id: int, message_id: int) -> Generation | None:
     """Our result shown in this message: its photo, or the original file that followed it."""
     shown = Q(result_message_id=message_id) | Q(document_message_id=message_id)
     return (
@@ -252,7 +260,9 @@ def _result_in_chat(chat_id, message_id):
     )
 
 
-def _queue(user, *, prompt, resolution, aspect_ratio, count=1, **fields):
+def _queue(
+    user: TelegramUser, *, prompt: str, resolution: str, aspect_ratio: str, count: int = 1, **fields: Any
+) -> list[Generation]:
     if moderation.visible_length(prompt) < MIN_PROMPT_CHARS:
         raise Refusal(ErrorCode.PROMPT_TOO_SHORT, minimum=MIN_PROMPT_CHARS)
     if len(prompt) > MAX_PROMPT_CHARS:
@@ -315,7 +325,7 @@ def _queue(user, *, prompt, resolution, aspect_ratio, count=1, **fields):
         ]
 
 
-def runner():
+def runner() -> str:
     """This process's name on the jobs it runs: host, pid and a random part (a pid is reused)."""
     global _runner
     if _runner is None or _runner[0] != os.getpid():  # a forked Celery child is a runner of its own
@@ -323,14 +333,14 @@ def runner():
     return _runner[1]
 
 
-_runner = None
+_runner: tuple[int, str] | None = None  # (pid, name)
 
 
-def lease_end():
+def lease_end() -> datetime:
     return timezone.now() + timedelta(seconds=settings.JOB_LEASE_SECONDS)
 
 
-def start(generation, status_message_id=None, *, takeover=False):
+def start(generation: Generation, status_message_id: int | None = None, *, takeover: bool = False) -> bool:
     """Move a queued generation to running, leased to this process; False when it is not queued
     (already taken, or finished).
 
@@ -354,18 +364,18 @@ def start(generation, status_message_id=None, *, takeover=False):
     return True
 
 
-def renew_leases():
+def renew_leases() -> int:
     """Keep this process's running jobs leased: a job whose lease runs out is taken for abandoned."""
     return Generation.objects.filter(runner=runner(), status=Generation.Status.RUNNING).update(lease_until=lease_end())
 
 
-def held_elsewhere(generation_ids):
+def held_elsewhere(generation_ids: Iterable[int]) -> datetime | None:
     """When the longest live lease on these jobs held by another process ends, or None if none is."""
     live = Q(pk__in=generation_ids, status=Generation.Status.RUNNING, lease_until__gte=timezone.now())
     return Generation.objects.filter(live).exclude(runner=runner()).aggregate(until=Max("lease_until"))["until"]
 
 
-def finish(generation, status, charge=True, **fields):
+def finish(generation: Generation, status: str, charge: bool = True, **fields: Any) -> bool:
     """Close an open generation as delivered (charging its quota unless `charge` is False: an
     image from the cache is free) or failed (releasing it).
 
@@ -380,6 +390,8 @@ def finish(generation, status, charge=True, **fields):
                 paid = {name: fields[name] for name in PAID_FIELDS if name in fields}
                 Generation.objects.filter(pk=generation.pk).update(**paid)
             return False
+        if generation.quota_day is None:  # nothing was reserved for it: it was not queued by _queue
+            return True
         if status == Generation.Status.DELIVERED and charge:
             quota.commit(generation.user_id, generation.quota_day)
         else:
@@ -387,7 +399,7 @@ def finish(generation, status, charge=True, **fields):
     return True
 
 
-def cached(key):
+def cached(key: str) -> Generation | None:
     """A delivered result of the same request made within RESULT_CACHE_SECONDS, or None."""
     if not settings.RESULT_CACHE_SECONDS:
         return None
@@ -398,7 +410,7 @@ def cached(key):
     return hits.order_by("-finished_at").first()
 
 
-def expire_stale():
+def expire_stale() -> list[Generation]:
     """Fail the generations a crashed bot or worker left open, giving their quota back; returns them.
 
     A running job is abandoned once its lease runs out (its runner renews it every few seconds); a
@@ -410,12 +422,12 @@ def expire_stale():
     # lease ends: it gets one more lease for that before it is given up.
     grace = timedelta(seconds=settings.JOB_LEASE_SECONDS if settings.CELERY_BROKER_URL else 0)
     # A running job counts from its start: time spent waiting in a busy Celery queue is not a crash.
-    stale = (
+    left_open = (
         Q(status=Generation.Status.QUEUED, created_at__lt=cutoff)
         | Q(status=Generation.Status.RUNNING, lease_until__lt=now - grace)
         | Q(status=Generation.Status.RUNNING, lease_until=None, started_at__lt=cutoff)
     )
-    stale = Generation.objects.filter(stale).select_related("user")
+    stale = Generation.objects.filter(left_open).select_related("user")
     return [
         generation
         for generation in stale
@@ -425,7 +437,7 @@ def expire_stale():
     ]
 
 
-def account(identity):
+def account(identity: Identity) -> tuple[TelegramUser, int | None]:
     """The user (registered on first contact) and the images they have left today (None: unlimited)."""
     user = identity.touch()
     return user, quota.remaining(user)

@@ -10,6 +10,7 @@ import re
 from datetime import timedelta
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 import environ
 from csp.constants import NONE, SELF
@@ -253,41 +254,8 @@ PROVIDER_TIMEOUT_SECONDS = envfloat("PROVIDER_TIMEOUT_SECONDS", 180.0)
 PROVIDER_MAX_RETRIES = envint("PROVIDER_MAX_RETRIES", 2)
 PROVIDER_RETRY_BASE_SECONDS = envfloat("PROVIDER_RETRY_BASE_SECONDS", 2.0)
 
-# USD per delivered image, by provider, model and resolution, for answers that don't say what
-# they used (Google's list prices for Gemini 3 Pro Image: 1K and 2K cost the same 1,120 output
-# tokens, 4K costs 2,000; OpenAI's GPT image models make one size whatever the resolution, at
-# their dearest per-image price: high quality, portrait or landscape). IMAGE_PRICES in the
-# environment (JSON of the same shape) replaces the table; every configured model needs one.
-IMAGE_PRICES = {
-    "gemini": {"gemini-3-pro-image-preview": {"1K": "0.134", "2K": "0.134", "4K": "0.24"}},
-    "openai": {
-        "gemini-3-pro-image-preview": {"1K": "0.134", "2K": "0.134", "4K": "0.24"},
-        "gpt-image-1": {"1K": "0.25", "2K": "0.25", "4K": "0.25"},
-        "gpt-image-1.5": {"1K": "0.20", "2K": "0.20", "4K": "0.20"},
-        "gpt-image-1-mini": {"1K": "0.052", "2K": "0.052", "4K": "0.052"},
-    },
-}
-# USD per million tokens, by provider, model and kind of token: an answer that reports its usage
-# (Gemini's usageMetadata, OpenAI's usage) costs what it used. A relay bills per image, so its
-# models have none. Google's and OpenAI's list prices; IMAGE_TOKEN_PRICES (JSON) replaces them.
-IMAGE_TOKEN_PRICES = {
-    "gemini": {
-        "gemini-3-pro-image-preview": {
-            "text_input": "2",
-            "image_input": "2",
-            "text_output": "12",
-            "image_output": "120",
-        }
-    },
-    "openai": {
-        "gpt-image-1": {"text_input": "5", "image_input": "10", "text_output": "0", "image_output": "40"},
-        "gpt-image-1.5": {"text_input": "5", "image_input": "8", "text_output": "10", "image_output": "32"},
-        "gpt-image-1-mini": {"text_input": "2", "image_input": "2.5", "text_output": "0", "image_output": "8"},
-    },
-}
 
-
-def _prices(name, table):
+def _prices(name: str, table: dict[str, Any]) -> dict[str, dict[str, dict[str, Decimal]]]:
     """A {provider: {model: {key: price}}} table, from the environment's JSON if set, in Decimals."""
     try:
         if envstr(name, ""):
@@ -301,8 +269,45 @@ def _prices(name, table):
         return {}
 
 
-IMAGE_PRICES = _prices("IMAGE_PRICES", IMAGE_PRICES)
-IMAGE_TOKEN_PRICES = _prices("IMAGE_TOKEN_PRICES", IMAGE_TOKEN_PRICES)
+# USD per delivered image, by provider, model and resolution, for answers that don't say what
+# they used (Google's list prices for Gemini 3 Pro Image: 1K and 2K cost the same 1,120 output
+# tokens, 4K costs 2,000; OpenAI's GPT image models make one size whatever the resolution, at
+# their dearest per-image price: high quality, portrait or landscape). IMAGE_PRICES in the
+# environment (JSON of the same shape) replaces the table; every configured model needs one.
+IMAGE_PRICES = _prices(
+    "IMAGE_PRICES",
+    {
+        "gemini": {"gemini-3-pro-image-preview": {"1K": "0.134", "2K": "0.134", "4K": "0.24"}},
+        "openai": {
+            "gemini-3-pro-image-preview": {"1K": "0.134", "2K": "0.134", "4K": "0.24"},
+            "gpt-image-1": {"1K": "0.25", "2K": "0.25", "4K": "0.25"},
+            "gpt-image-1.5": {"1K": "0.20", "2K": "0.20", "4K": "0.20"},
+            "gpt-image-1-mini": {"1K": "0.052", "2K": "0.052", "4K": "0.052"},
+        },
+    },
+)
+# USD per million tokens, by provider, model and kind of token: an answer that reports its usage
+# (Gemini's usageMetadata, OpenAI's usage) costs what it used. A relay bills per image, so its
+# models have none. Google's and OpenAI's list prices; IMAGE_TOKEN_PRICES (JSON) replaces them.
+IMAGE_TOKEN_PRICES = _prices(
+    "IMAGE_TOKEN_PRICES",
+    {
+        "gemini": {
+            "gemini-3-pro-image-preview": {
+                "text_input": "2",
+                "image_input": "2",
+                "text_output": "12",
+                "image_output": "120",
+            }
+        },
+        "openai": {
+            "gpt-image-1": {"text_input": "5", "image_input": "10", "text_output": "0", "image_output": "40"},
+            "gpt-image-1.5": {"text_input": "5", "image_input": "8", "text_output": "10", "image_output": "32"},
+            "gpt-image-1-mini": {"text_input": "2", "image_input": "2.5", "text_output": "0", "image_output": "8"},
+        },
+    },
+)
+
 
 # What the bot keeps and how it answers.
 MEDIA_ROOT = Path(envstr("MEDIA_ROOT", str(BASE_DIR / "media")))
