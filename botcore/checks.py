@@ -1,20 +1,24 @@
 """Start-up checks of the configuration that settings.py alone can't judge."""
 
+from collections.abc import Sequence
+from typing import Any
+
+from django.apps import AppConfig
 from django.conf import settings
-from django.core.checks import Error, register
+from django.core.checks import CheckMessage, Error, register
 
 from accounts.models import Resolution
 
 from .providers import registry
 
 
-def configured_models():
+def configured_models() -> list[tuple[str, str]]:
     """(provider, model) of every provider in IMAGE_PROVIDERS."""
     return [(provider.name, provider.model) for provider in registry.configured(client=None)]
 
 
 @register()
-def provider_registry(app_configs, **kwargs):
+def provider_registry(app_configs: Sequence[AppConfig] | None, **kwargs: Any) -> list[CheckMessage]:
     """Every name IMAGE_PROVIDERS may use (settings.PROVIDER_KEYS) has a provider in the registry, and
     every provider there can be configured: a name on one side only is a provider half added."""
     known, made = set(settings.PROVIDER_KEYS), set(registry.PROVIDERS)
@@ -31,11 +35,11 @@ def provider_registry(app_configs, **kwargs):
 
 
 @register()
-def image_prices(app_configs, **kwargs):
+def image_prices(app_configs: Sequence[AppConfig] | None, **kwargs: Any) -> list[CheckMessage]:
     """A configured model without a price would have its spend logged as $0: refuse to start instead."""
     if set(settings.IMAGE_PROVIDERS) - set(registry.PROVIDERS):  # botcore.E002 says why
         return []
-    errors = []
+    errors: list[CheckMessage] = []
     for provider, model in configured_models():
         priced = settings.IMAGE_PRICES.get(provider, {}).get(model, {})
         missing = [resolution for resolution in Resolution.values if resolution not in priced]

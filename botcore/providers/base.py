@@ -12,6 +12,8 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import IO, Any, Protocol, TypeVar
 
+import httpx
+
 from botcore.errors import ErrorCode
 from botcore.memory import MB
 
@@ -82,6 +84,14 @@ def spool(data: bytes) -> IO[bytes]:
     file = tempfile.SpooledTemporaryFile(max_size=MB)
     file.write(data)
     return file
+
+
+def client_for_call(client: httpx.AsyncClient | None) -> httpx.AsyncClient:
+    """A provider's client, for a call. A provider made without one (client=None) is only described: the
+    start-up checks read its name and model."""
+    if client is None:
+        raise RuntimeError("a provider made without a client can't call its API")
+    return client
 
 
 class Provider(Protocol):

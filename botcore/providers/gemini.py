@@ -10,7 +10,17 @@ from typing import Any
 import httpx
 
 from .. import memory
-from .base import ImageRequest, ImageResult, ProviderError, Reference, Turn, Usage, spool, with_retries
+from .base import (
+    ImageRequest,
+    ImageResult,
+    ProviderError,
+    Reference,
+    Turn,
+    Usage,
+    client_for_call,
+    spool,
+    with_retries,
+)
 
 # What a candidate's finishReason means when it holds no image (google-genai's types.FinishReason,
 # plus the Gemini API's PUP_LIMITED_DISABLED and MISSING_THOUGHT_SIGNATURE). Any other reason
@@ -55,7 +65,7 @@ class GeminiProvider:
     def __init__(
         self,
         *,
-        client: httpx.AsyncClient,
+        client: httpx.AsyncClient | None,
         api_key: str,
         base_url: str,
         model: str,
@@ -80,7 +90,7 @@ class GeminiProvider:
     async def _post(self, body: dict[str, Any]) -> ImageResult:
         started = time.monotonic()
         try:
-            async with self.client.stream(
+            async with client_for_call(self.client).stream(
                 "POST",
                 self.url,
                 json=body,

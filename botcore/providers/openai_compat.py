@@ -13,7 +13,7 @@ from typing import IO, Any
 import httpx
 
 from .. import memory
-from .base import ImageRequest, ImageResult, ProviderError, Reference, Usage, spool
+from .base import ImageRequest, ImageResult, ProviderError, Reference, Usage, client_for_call, spool
 
 LONG_SIDES = {"1K": 1024, "2K": 2048, "4K": 4096}
 EXTENSIONS = {"image/png": "png", "image/jpeg": "jpg", "image/webp": "webp", "image/gif": "gif"}
@@ -91,7 +91,7 @@ class OpenAICompatProvider:
     def __init__(
         self,
         *,
-        client: httpx.AsyncClient,
+        client: httpx.AsyncClient | None,
         api_key: str,
         base_url: str,
         model: str,
@@ -141,7 +141,7 @@ class OpenAICompatProvider:
         else:
             options = {"json": fields}
         path = "/v1/images/edits" if images else "/v1/images/generations"
-        async with self.client.stream(
+        async with client_for_call(self.client).stream(
             "POST",
             self.base_url + path,
             headers={"Authorization": f"Bearer {self.api_key}"},
@@ -166,7 +166,7 @@ class OpenAICompatProvider:
 
     async def _download(self, url: str) -> tuple[IO[bytes], str]:
         # No Authorization header: the link usually points at storage, not at the API host.
-        async with self.client.stream("GET", url, timeout=self._timeout()) as response:
+        async with client_for_call(self.client).stream("GET", url, timeout=self._timeout()) as response:
             if response.status_code != 200:
                 # A dead link is the relay's fault, not the request's: let the chain fail over.
                 raise ProviderError(ProviderError.UNAVAILABLE, f"image download: HTTP {response.status_code}")

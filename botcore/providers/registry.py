@@ -16,7 +16,7 @@ from .gemini import GeminiProvider
 from .openai_compat import OpenAICompatProvider
 
 
-def gemini(client: httpx.AsyncClient) -> GeminiProvider:
+def gemini(client: httpx.AsyncClient | None) -> GeminiProvider:
     return GeminiProvider(
         client=client,
         api_key=settings.GEMINI_API_KEY,
@@ -27,7 +27,7 @@ def gemini(client: httpx.AsyncClient) -> GeminiProvider:
     )
 
 
-def openai(client: httpx.AsyncClient) -> OpenAICompatProvider:
+def openai(client: httpx.AsyncClient | None) -> OpenAICompatProvider:
     return OpenAICompatProvider(
         client=client,
         api_key=settings.OPENAI_IMAGES_API_KEY,
@@ -37,10 +37,10 @@ def openai(client: httpx.AsyncClient) -> OpenAICompatProvider:
     )
 
 
-PROVIDERS: dict[str, Callable[[httpx.AsyncClient], Provider]] = {"gemini": gemini, "openai": openai}
+PROVIDERS: dict[str, Callable[[httpx.AsyncClient | None], Provider]] = {"gemini": gemini, "openai": openai}
 
 
-def configured(client: httpx.AsyncClient) -> list[Provider]:
+def configured(client: httpx.AsyncClient | None) -> list[Provider]:
     """The providers IMAGE_PROVIDERS names, in its order, sharing `client` (an httpx.AsyncClient;
     None when they are only read, not called)."""
     return [PROVIDERS[name](client) for name in settings.IMAGE_PROVIDERS]
