@@ -87,11 +87,11 @@ class Generation(models.Model):
             models.Index(fields=["status", "lease_until"]),
         ]
 
-    def __str__(self):
+    def __str__(self) -> str:
         return f"#{self.pk} {self.status} {self.prompt[:40]}"
 
     @property
-    def is_open(self):
+    def is_open(self) -> bool:
         return self.status in self.OPEN
 
 
@@ -106,7 +106,7 @@ class ProcessedUpdate(models.Model):
     class Meta:
         constraints = [models.UniqueConstraint(fields=["bot_id", "update_id"], name="one_update_per_bot")]
 
-    def __str__(self):
+    def __str__(self) -> str:
         return f"{self.bot_id}/{self.update_id}"
 
 

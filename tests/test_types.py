@@ -1,5 +1,6 @@
-"""The type hints of accounts/ and botcore/providers/ hold: mypy with django-stubs, as configured in
-mypy.ini (strict for the service modules, the models and the providers), finds nothing. It needs no
+"""The type hints of accounts/, botcore/providers/ and botcore's generation domain hold: mypy with
+django-stubs, as configured in mypy.ini (strict for the service modules, the models, the providers and
+the generation domain), finds nothing. It needs no
 services and no .env, only tests.settings."""
 
 import subprocess
