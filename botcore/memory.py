@@ -7,6 +7,7 @@ base64 text and their decoded pixels in memory at the same moment.
 import asyncio
 import ctypes
 import weakref
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 MB = 1024 * 1024
@@ -19,13 +20,13 @@ DELIVERY_BUDGET_MB = 200
 class Budget:
     """A semaphore counted in megabytes: a task holds what its work needs, and waits for it."""
 
-    def __init__(self, capacity):
+    def __init__(self, capacity: int) -> None:
         self.capacity = capacity
         self.available = capacity
         self._changed = asyncio.Condition()
 
     @asynccontextmanager
-    async def hold(self, amount):
+    async def hold(self, amount: int) -> AsyncIterator[None]:
         amount = max(1, min(amount, self.capacity))  # a job bigger than the budget runs alone
         async with self._changed:
             await self._changed.wait_for(lambda: self.available >= amount)
@@ -38,10 +39,12 @@ class Budget:
                 self._changed.notify_all()
 
 
-_per_loop = weakref.WeakKeyDictionary()
+_per_loop: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, tuple[asyncio.Semaphore, Budget]] = (
+    weakref.WeakKeyDictionary()
+)
 
 
-def for_this_loop():
+def for_this_loop() -> tuple[asyncio.Semaphore, Budget]:
     """(reading slots, delivery budget) of the running event loop: asyncio primitives belong to one loop,
     and a Celery worker runs each job in a loop of its own."""
     loop = asyncio.get_running_loop()
@@ -50,7 +53,7 @@ def for_this_loop():
     return _per_loop[loop]
 
 
-def return_freed_images_to_the_os():
+def return_freed_images_to_the_os() -> None:
     """Make glibc give large freed buffers back to the OS at once.
 
     glibc raises its mmap threshold each time a large buffer is freed, after which buffers of
