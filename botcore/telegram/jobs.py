@@ -66,13 +66,14 @@ async def run_generation(batch, *, bot, provider, status_message_id=None, takeov
 
 async def _not_taken(bot, ids, status_message_id):
     """A job that didn't start here: finished, run by another process, or given up on."""
-    first = await Generation.objects.select_related("user").filter(pk__in=ids).order_by("pk").afirst()
-    if first is None:
+    rows = await _rows(ids)
+    if not rows:
         return
+    first = rows[0]
     abandoned = first.lease_until is not None and first.lease_until < timezone.now()
     if first.is_open and abandoned and first.attempts >= generations.MAX_ATTEMPTS:
         log.warning("generation %s killed its runner %d times; given up", first.pk, first.attempts)
-        await _fail_all(bot, await _rows(ids), ErrorCode.INTERRUPTED, "its runners died")
+        await _fail_all(bot, rows, ErrorCode.INTERRUPTED, "its runners died")
     elif not first.is_open and not first.status_message_id and status_message_id:
         # Expired while queued, before it knew its status message: the sweeper told the user anew.
         log.info("generation %s is not queued any more; skipped", first.pk)
