@@ -8,10 +8,12 @@ import threading
 from asgiref.sync import sync_to_async
 from django import db
 from django.conf import settings
+from django.contrib.auth.models import User
 from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 from django.utils.translation import gettext as _
+from telegram import Bot
 from telegram.error import Forbidden, InvalidToken, NetworkError, TelegramError
 from telegram.ext import AIORateLimiter, ExtBot
 
@@ -29,7 +31,7 @@ MAX_CHARS = 4096
 BATCH = 100  # recipients read per query, and progress saved after each
 
 
-def start(*, actor, text, tier=None):
+def start(*, actor: User, text: str, tier: Tier | None = None) -> Broadcast:
     """Queue a broadcast (recorded in the audit log) and hand it to a background job."""
     text = text.strip()
     if not text:
@@ -48,7 +50,7 @@ def start(*, actor, text, tier=None):
     return broadcast
 
 
-def _in_background(broadcast_id):
+def _in_background(broadcast_id: int) -> None:
     """Send it from a Celery worker when a broker is configured, else from a thread here."""
     if settings.CELERY_BROKER_URL:
         dispatch.publish(dispatch.BROADCAST_TASK, broadcast_id)
@@ -56,8 +58,8 @@ def _in_background(broadcast_id):
     threading.Thread(target=_send_here, args=(broadcast_id,), name=f"broadcast-{broadcast_id}", daemon=True).start()
 
 
-def _send_here(broadcast_id):
-    async def send_and_close():
+def _send_here(broadcast_id: int) -> None:
+    async def send_and_close() -> None:
         try:
             await send(broadcast_id)
         finally:
@@ -67,7 +69,7 @@ def _send_here(broadcast_id):
     asyncio.run(send_and_close())
 
 
-async def send(broadcast_id, bot=None):
+async def send(broadcast_id: int, bot: Bot | None = None) -> Broadcast:
     """Send broadcast `broadcast_id` to its recipients; returns it, finished."""
     await sync_to_async(connections.make_usable)()
     taken = await Broadcast.objects.filter(pk=broadcast_id, status=Broadcast.Status.QUEUED).aupdate(
@@ -76,7 +78,7 @@ async def send(broadcast_id, bot=None):
     broadcast = await Broadcast.objects.aget(pk=broadcast_id)
     if not taken:
         return broadcast
-    failure = ""
+    failure: Broadcast.Failure | None = None
     try:
         bot = bot or _bot()
         async with bot:
@@ -93,13 +95,13 @@ async def send(broadcast_id, bot=None):
         log.warning("broadcast %s failed: %s", broadcast_id, failure.label)
     await Broadcast.objects.filter(pk=broadcast_id).aupdate(
         status=Broadcast.Status.FAILED if failure else Broadcast.Status.DONE,
-        failure=failure,
+        failure=failure or "",
         finished_at=timezone.now(),
     )
     return await Broadcast.objects.aget(pk=broadcast_id)
 
 
-def _bot():
+def _bot() -> ExtBot[int]:
     # AIORateLimiter keeps to ~30 messages a second and waits out any 429 Telegram still sends.
     return ExtBot(
         settings.TELEGRAM_BOT_TOKEN,
@@ -109,7 +111,7 @@ def _bot():
     )
 
 
-async def _send_all(bot, broadcast):
+async def _send_all(bot: Bot, broadcast: Broadcast) -> None:
     recipients = broadcast.recipients().order_by("pk").values_list("pk", "telegram_id")
     await Broadcast.objects.filter(pk=broadcast.pk).aupdate(total=await recipients.acount())
     after = 0
@@ -129,7 +131,7 @@ async def _send_all(bot, broadcast):
         await sync_to_async(connections.make_usable)()  # a long broadcast outlives a database restart
 
 
-def _save_progress(broadcast_pk, counts, blocked):
+def _save_progress(broadcast_pk: int, counts: dict[str, int], blocked: list[int]) -> None:
     TelegramUser.objects.filter(pk__in=blocked).update(is_active=False)
     Broadcast.objects.filter(pk=broadcast_pk).update(
         sent=F("sent") + counts["sent"], failed=F("failed") + counts["failed"], blocked=F("blocked") + len(blocked)

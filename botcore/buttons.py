@@ -15,16 +15,16 @@ LETTERS = {action: letter for letter, action in ACTIONS.items()}
 PREFIX = "r"
 
 
-def encode(action, generation_id, owner_telegram_id):
+def encode(action: str, generation_id: int, owner_telegram_id: int) -> str:
     letter = LETTERS[action]
     return f"{PREFIX}:{letter}:{generation_id}:{_signature(letter, generation_id, owner_telegram_id)}"
 
 
-def decode(data, presser_telegram_id):
+def decode(data: str, presser_telegram_id: int) -> tuple[str, int] | None:
     """(action, generation id) when `data` is a button we made for this presser's image, else None."""
     try:
-        prefix, letter, generation_id, signature = data.split(":")
-        generation_id = int(generation_id)
+        prefix, letter, number, signature = data.split(":")
+        generation_id = int(number)
     except ValueError:
         return None
     if prefix != PREFIX or letter not in ACTIONS:
@@ -34,7 +34,7 @@ def decode(data, presser_telegram_id):
     return ACTIONS[letter], generation_id
 
 
-def _signature(letter, generation_id, telegram_id):
+def _signature(letter: str, generation_id: int, telegram_id: int) -> str:
     message = f"{letter}:{generation_id}:{telegram_id}".encode()
     digest = hmac.new(settings.SECRET_KEY.encode(), b"nanobot-button:" + message, hashlib.sha256).digest()
     return base64.urlsafe_b64encode(digest[:9]).decode()  # 72 bits, 12 characters

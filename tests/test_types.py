@@ -1,7 +1,6 @@
-"""The type hints of accounts/, botcore/providers/ and botcore's generation domain hold: mypy with
-django-stubs, as configured in mypy.ini (strict for the service modules, the models, the providers and
-the generation domain), finds nothing. It needs no
-services and no .env, only tests.settings."""
+"""The type hints of accounts/ and botcore/ hold: mypy with django-stubs, as configured in mypy.ini
+(strict for the service modules, the models, the providers, the generation domain and the runtime's
+entry points), finds nothing. It needs no services and no .env, only tests.settings."""
 
 import subprocess
 import sys

@@ -61,7 +61,7 @@ def prepare(data, stem="image"):
     try:
         with Image.open(BytesIO(data)) as image:
             width, height = image.size
-            extension = EXTENSIONS.get(image.format)
+            extension = EXTENSIONS.get(image.format or "")
             if extension is None:
                 raise UnreadableImage(f"unsupported format {image.format}")
             if width * height > MAX_INPUT_PIXELS:  # a relay's bomb is decoded no more than a user's

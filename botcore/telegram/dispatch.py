@@ -7,6 +7,9 @@ that runs it, which itself imports the services that queue work.
 from asgiref.sync import sync_to_async
 from celery import current_app
 from django.conf import settings
+from telegram.ext import Application
+
+from botcore.models import Generation
 
 from . import jobs
 
@@ -17,11 +20,11 @@ BROADCAST_TASK = "botcore.tasks.send_broadcast_task"
 PUBLISH_RETRY = {"max_retries": 2, "interval_start": 0.2, "interval_step": 0.5, "interval_max": 1}
 
 
-def publish(task, *args):
+def publish(task: str, *args: object) -> None:
     current_app.send_task(task, args, retry=True, retry_policy=PUBLISH_RETRY)
 
 
-async def submit(application, batch, status_message_id):
+async def submit(application: Application, batch: list[Generation], status_message_id: int | None) -> None:
     """Run the job of these Generations (one request's images)."""
     if settings.CELERY_BROKER_URL:
         await sync_to_async(publish)(GENERATION_TASK, [generation.pk for generation in batch], status_message_id)

@@ -4,10 +4,12 @@ import asyncio
 from io import BytesIO
 
 from PIL import Image
+from telegram import Bot
 from telegram.error import BadRequest
 
 from botcore import results
 from botcore.errors import ErrorCode
+from botcore.models import Generation
 from botcore.providers import Reference
 
 # The Bot API's getFile serves files up to this size.
@@ -24,14 +26,13 @@ MAX_DECODED_WEBP_PIXELS = 16_000_000
 class InputError(Exception):
     """An input image we can't use; `code` picks the message the user sees."""
 
-    def __init__(self, code, detail=""):
-        code = ErrorCode(code)
-        super().__init__(f"{code}: {detail}" if detail else code)
-        self.code = code
+    def __init__(self, code: ErrorCode | str, detail: str = ""):
+        self.code = ErrorCode(code)
+        super().__init__(f"{self.code}: {detail}" if detail else self.code)
         self.detail = detail
 
 
-async def download_image(bot, file_id):
+async def download_image(bot: Bot, file_id: str) -> Reference:
     """A user's image as a Reference, or InputError (too big, gone, not a JPEG/PNG/WEBP)."""
     try:
         file = await bot.get_file(file_id)
@@ -45,7 +46,7 @@ async def download_image(bot, file_id):
     return Reference(data, await asyncio.to_thread(image_type, data))
 
 
-def image_type(data):
+def image_type(data: bytes) -> str:
     """The MIME type of image bytes we accept; InputError otherwise.
 
     Measured from the header before anything is decoded: a 650 KB PNG can hold 13000x13000 pixels
@@ -54,7 +55,7 @@ def image_type(data):
     """
     try:
         with Image.open(BytesIO(data)) as image:
-            mime_type = MIME_TYPES.get(image.format)
+            mime_type = MIME_TYPES.get(image.format or "")
             if mime_type is None:
                 raise InputError(ErrorCode.INPUT_NOT_IMAGE, f"format {image.format}")
             width, height = image.size
@@ -74,7 +75,7 @@ def image_type(data):
     return mime_type
 
 
-async def result_image(bot, generation):
+async def result_image(bot: Bot, generation: Generation) -> Reference:
     """One of our results as a Reference: the kept original, else Telegram's copy."""
     data = await asyncio.to_thread(results.read, generation)
     if data is not None:

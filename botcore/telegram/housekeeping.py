@@ -10,6 +10,7 @@ import logging
 from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.db import connection
+from telegram import Bot
 
 from botcore import connections, generations, results, summaries
 from botcore.errors import ErrorCode
@@ -20,7 +21,7 @@ from .jobs import tell_failure
 log = logging.getLogger(__name__)
 
 
-async def expire_stale(bot):
+async def expire_stale(bot: Bot) -> int:
     """Fail the jobs a crashed bot or worker left open, give their quota back and tell their users."""
     expired = await sync_to_async(generations.expire_stale)()
     for generation in expired:
@@ -30,7 +31,7 @@ async def expire_stale(bot):
     return len(expired)
 
 
-async def recover_abandoned(bot):
+async def recover_abandoned(bot: Bot) -> None:
     """At start: the jobs a process that died was running are failed, their status messages turned
     into an apology and their quota released, as soon as their leases run out (at most
     JOB_LEASE_SECONDS, twice that for a Celery worker's), instead of at the next stale sweep."""
@@ -42,7 +43,7 @@ async def recover_abandoned(bot):
         log.exception("recovering abandoned generations failed")
 
 
-async def sweep_stale_forever(bot, every_seconds=60):
+async def sweep_stale_forever(bot: Bot, every_seconds: float = 60) -> None:
     """Every minute: expire stale jobs, purge old results and update ids; once a day, sum up the day
     that closed."""
     summed_up_before = None
@@ -61,7 +62,7 @@ async def sweep_stale_forever(bot, every_seconds=60):
 
 
 @sync_to_async(thread_sensitive=False)
-def _sum_up_closed_days():
+def _sum_up_closed_days() -> None:
     """Off the thread the bot's other queries share: the first time, it reads three months of rows."""
     try:
         summaries.sum_up_closed_days()

@@ -137,7 +137,8 @@ async def _image_request(bot, generation):
     while source.kind == Kind.REGENERATE and source.parent_id:  # the request it repeats, however often
         source = await Generation.objects.select_related("parent").aget(pk=source.parent_id)
     references = tuple([await files.download_image(bot, file_id) for file_id in generation.references])
-    prompt, history = source.prompt, ()
+    prompt = source.prompt
+    history: tuple[Turn, ...] = ()
     if source.kind == Kind.REFINE and source.parent:
         earlier = source.parent
         result = await files.result_image(bot, earlier)

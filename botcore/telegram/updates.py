@@ -39,15 +39,15 @@ def _read(data, bot):
     (shortened) and becomes an empty Update, so polling still confirms it and moves on.
     """
     update_id = data.get("update_id") if isinstance(data, dict) else None
-    readable_id = isinstance(update_id, int) and not isinstance(update_id, bool)
+    if not isinstance(update_id, int) or isinstance(update_id, bool):
+        # polling confirms updates by id + 1: an id that isn't a number is unreadable
+        log.warning("unreadable update skipped (no update_id): %s", _shortened(data))
+        return None, False
     try:
-        if readable_id:  # polling confirms updates by id + 1: an id that isn't a number is unreadable
-            return Update.de_json(data, bot), True
+        return Update.de_json(data, bot), True
     except Exception as exc:  # whatever a broken relay or a newer API version sends
         log.warning("unreadable update skipped (%s: %s): %s", type(exc).__name__, exc, _shortened(data))
-    else:
-        log.warning("unreadable update skipped (no update_id): %s", _shortened(data))
-    return (Update(update_id) if readable_id else None), False
+        return Update(update_id), False
 
 
 def _shortened(data):
