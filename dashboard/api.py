@@ -12,7 +12,7 @@ from accounts.models import TelegramUser
 
 from . import reports
 from .costreports import CostReport
-from .ranges import period
+from .ranges import DEFAULT_DAYS, MAX_DAYS, PRESETS, period
 
 router = Router(tags=["costs"])
 
@@ -90,11 +90,15 @@ class CostsOut(Figures):
 
 
 class PeriodIn(Schema):
-    range: Literal["30", "90", "custom"] | None = Field(
-        None, description="The last 30 or 90 days, today included (the default: 30), or `from` to `to`."
+    range: Literal[(*PRESETS, "custom")] | None = Field(  # type: ignore[valid-type]
+        None,
+        description=f"The last {' or '.join(PRESETS)} days, today included (the default: {DEFAULT_DAYS}), "
+        "or `from` to `to`.",
     )
     first: date | None = Field(None, alias="from", description="First day of a custom range (TIME_ZONE).")
-    last: date | None = Field(None, alias="to", description="Last day, included; at most 366 days after `from`.")
+    last: date | None = Field(
+        None, alias="to", description=f"Last day, included; at most {MAX_DAYS} days after `from`."
+    )
 
 
 @router.get("/costs", response=CostsOut, summary="Cost report")
