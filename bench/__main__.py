@@ -17,7 +17,7 @@ SCENARIOS = ["burst", "overhead", "memory", "bombs", "race", "dashboard"]
 def parse_args(argv):
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
     parser.add_argument("scenarios", nargs="*", metavar="scenario", help=f"{SCENARIOS} (default: all)")
-    parser.add_argument("--users", type=int, default=200, help="burst: users sending at once")
+    parser.add_argument("--users", type=int, nargs="+", default=[30, 200], help="burst: users sending at once")
     parser.add_argument("--latency", type=float, default=3.0, help="burst: image API seconds per image")
     parser.add_argument("--generations", type=int, default=500, help="overhead: generations per run")
     parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 50], help="overhead: jobs in flight")
@@ -52,7 +52,7 @@ def main(argv=None):
         for name in chosen:
             started = time.monotonic()
             if name == "burst":
-                figures = run(scenarios.burst(args.users, args.latency))
+                figures = [run(scenarios.burst(users, args.latency)) for users in args.users]
             elif name == "overhead":
                 figures = [run(scenarios.overhead(args.generations, c)) for c in args.concurrency]
             elif name == "memory":

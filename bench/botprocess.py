@@ -1,15 +1,11 @@
-"""The bot as `manage.py runbot` runs it, plus counters the benchmark reads.
+"""The bot as `manage.py runbot` runs it, plus counters the benchmark reads (counters.py)."""
 
-On SIGUSR1 it writes its CPU time, memory and SQL query count so far to $BENCH_STATS.
-"""
-
-import json
 import os
-import resource
-import signal
 import sys
 
 import django
+
+from .counters import report_on_sigusr1
 
 _queries = [0]  # the bot runs its ORM calls on one thread (sync_to_async), so no lock is needed
 
@@ -23,22 +19,6 @@ def count_queries_of(sender, connection, **kwargs):
     connection.execute_wrappers.append(count_query)
 
 
-def write_stats(signum, frame):
-    usage = resource.getrusage(resource.RUSAGE_SELF)
-    status = dict(line.split(":", 1) for line in open("/proc/self/status") if ":" in line)
-    stats = {
-        "cpu_s": usage.ru_utime + usage.ru_stime,
-        "cpu_sys_s": usage.ru_stime,
-        "rss_mb": int(status["VmRSS"].split()[0]) / 1024,
-        "peak_rss_mb": int(status["VmHWM"].split()[0]) / 1024,
-        "queries": _queries[0],
-    }
-    path = os.environ["BENCH_STATS"]
-    with open(path + ".tmp", "w") as out:
-        json.dump(stats, out)
-    os.replace(path + ".tmp", path)
-
-
 def main():
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "nanobot_site.settings")
     django.setup()
@@ -46,7 +26,7 @@ def main():
     from django.db.backends.signals import connection_created
 
     connection_created.connect(count_queries_of)
-    signal.signal(signal.SIGUSR1, write_stats)
+    report_on_sigusr1(lambda: _queries[0])
     call_command("runbot")
 
 

@@ -36,11 +36,12 @@ class BotProcess:
 
 
 @asynccontextmanager
-async def bot_process(tg, gemini, **env):
-    """`runbot` in a process of its own (so its CPU and memory are its own), ready to serve."""
+async def bot_process(tg, gemini, module="bench.botprocess", **env):
+    """`runbot` (or the reference bot, `bench.reference`) in a process of its own, so its CPU and memory
+    are its own, ready to serve."""
     stats_path = Path(tempfile.mkdtemp()) / "stats.json"
     process = subprocess.Popen(
-        [sys.executable, "-m", "bench.botprocess"],
+        [sys.executable, "-m", module],
         cwd=ROOT,
         env=process_env(tg, gemini, BENCH_STATS=stats_path, LOG_LEVEL="ERROR", **env),
     )

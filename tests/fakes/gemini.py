@@ -14,6 +14,7 @@ import json
 import os
 import re
 import secrets
+import threading
 import time
 import traceback
 from dataclasses import dataclass
@@ -139,6 +140,7 @@ class FakeGemini(ImageApiFake):
         self.with_thought_image = False  # Gemini 3 Pro: an interim "thought" image first
         self.requests: list[Received] = []
         self._images: dict[tuple, str] = {}  # (width, height, format, noisy, color) -> base64
+        self._encoding = threading.Lock()
 
     # ----- test-side API -----
     async def wait_for(self, predicate, timeout: float = 10, what: str = "condition"):
@@ -272,21 +274,21 @@ class FakeGemini(ImageApiFake):
     # ----- helpers -----
     def _inline(self, width: int, height: int, fmt: str, noisy: bool | float, color: tuple = (70, 130, 180)) -> dict:
         key = (width, height, fmt, noisy, color)
-        with self._lock:
+        # One encode per image: a burst's 200 requests arrive together, and 200 threads encoding the
+        # same 2K PNG at once would make the fake, not the bot, the slow part.
+        with self._encoding:
             data = self._images.get(key)
-        if data is None:  # encode outside the lock; a rare duplicate encode is harmless
-            # noisy: True fills the image with random pixels, a fraction fills that share of its rows.
-            image = Image.new("RGB", (width, height), color)
-            rows = int(height * float(noisy))
-            if rows:
-                image.paste(Image.frombytes("RGB", (width, rows), os.urandom(width * rows * 3)), (0, 0))
-            buf = io.BytesIO()
-            # Noise does not compress anyway; level 0 saves seconds on an all-noise 4K image.
-            png = {"compress_level": 0 if rows == height else 1}
-            image.save(buf, fmt, **(png if fmt == "PNG" else {"quality": 90}))
-            data = base64.b64encode(buf.getvalue()).decode()
-            with self._lock:
-                self._images[key] = data
+            if data is None:
+                # noisy: True fills the image with random pixels, a fraction fills that share of its rows.
+                image = Image.new("RGB", (width, height), color)
+                rows = int(height * float(noisy))
+                if rows:
+                    image.paste(Image.frombytes("RGB", (width, rows), os.urandom(width * rows * 3)), (0, 0))
+                buf = io.BytesIO()
+                # Noise does not compress anyway; level 0 saves seconds on an all-noise 4K image.
+                png = {"compress_level": 0 if rows == height else 1}
+                image.save(buf, fmt, **(png if fmt == "PNG" else {"quality": 90}))
+                data = self._images[key] = base64.b64encode(buf.getvalue()).decode()
         return {"mimeType": f"image/{fmt.lower()}", "data": data}
 
     def _response(self, model, body, parts, finish="STOP", image_tokens=0) -> dict:
