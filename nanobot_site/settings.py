@@ -320,6 +320,14 @@ RESULT_CACHE_SECONDS = envint("RESULT_CACHE_SECONDS", 24 * 3600)
 ALBUM_WAIT_SECONDS = envfloat("ALBUM_WAIT_SECONDS", 1.5)
 # A result Telegram won't take is sent again through its passing faults (5xx, network, 429) for this long.
 SEND_RETRY_SECONDS = envfloat("SEND_RETRY_SECONDS", 60.0)
+# Telegram's send limits, kept a little under by the bot (botcore/telegram/outbound.py): messages a second
+# overall (raise it only with Telegram's paid broadcasts), a second in one private chat, a minute in a group.
+TELEGRAM_MESSAGES_PER_SECOND = envfloat("TELEGRAM_MESSAGES_PER_SECOND", 30.0)
+TELEGRAM_CHAT_MESSAGES_PER_SECOND = envfloat("TELEGRAM_CHAT_MESSAGES_PER_SECOND", 1.0)
+TELEGRAM_GROUP_MESSAGES_PER_MINUTE = envfloat("TELEGRAM_GROUP_MESSAGES_PER_MINUTE", 20.0)
+_limits = (TELEGRAM_MESSAGES_PER_SECOND, TELEGRAM_CHAT_MESSAGES_PER_SECOND, TELEGRAM_GROUP_MESSAGES_PER_MINUTE)
+if any(isinstance(limit, float) and limit <= 0 for limit in _limits):
+    _problem("TELEGRAM_MESSAGES_PER_SECOND, _CHAT_MESSAGES_PER_SECOND and _GROUP_MESSAGES_PER_MINUTE must be above 0")
 # photo: a photo only (recompressed when Telegram requires); document: the original file only;
 # both: the photo, plus the original file whenever the photo isn't it.
 DELIVERY_MODE = envstr("DELIVERY_MODE", "both")

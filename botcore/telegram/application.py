@@ -18,8 +18,7 @@ from telegram.ext import (
 
 from botcore.providers import open_provider
 
-from . import handlers, housekeeping, jobs, updates
-from .ratelimit import MessageRateLimiter
+from . import handlers, housekeeping, jobs, outbound, updates
 from .transport import bot_request
 
 log = logging.getLogger(__name__)
@@ -60,7 +59,7 @@ def build_application():
         base_file_url=settings.TELEGRAM_BASE_FILE_URL,
         request=bot_request(),
         get_updates_request=bot_request(pool_size=1),
-        rate_limiter=MessageRateLimiter(max_retries=3),
+        rate_limiter=outbound.for_settings(),
     )
     application = (
         ApplicationBuilder()

@@ -16,9 +16,9 @@ from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.core.cache import cache
 from django.utils import timezone
-from telegram import Bot
 from telegram.constants import ParseMode
 from telegram.error import Forbidden, InvalidToken, TelegramError
+from telegram.ext import ExtBot
 
 from botcore import connections, generations, results
 from botcore.errors import ErrorCode
@@ -26,7 +26,7 @@ from botcore.models import Generation
 from botcore.periodic import repeating
 from botcore.providers import ImageRequest, ProviderError, Turn, open_provider
 
-from . import delivery, files, keyboards, texts
+from . import delivery, files, keyboards, outbound, texts
 from .transport import bot_request
 
 log = logging.getLogger(__name__)
@@ -386,11 +386,12 @@ async def notify_admins(bot, error):
 
 async def run_generation_standalone(generation_ids, status_message_id=None):
     """Run one job outside the bot process (a Celery worker), with its own Bot and HTTP clients."""
-    bot = Bot(
+    bot = ExtBot(
         settings.TELEGRAM_BOT_TOKEN,
         base_url=settings.TELEGRAM_BASE_URL,
         base_file_url=settings.TELEGRAM_BASE_FILE_URL,
         request=bot_request(),
+        rate_limiter=outbound.for_settings(),
     )
     await sync_to_async(connections.make_usable)()
     batch = await _rows(generation_ids)
