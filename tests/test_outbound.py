@@ -14,6 +14,7 @@ from telegram.ext import ExtBot
 
 from botcore.telegram.outbound import Dropped, Outbound, Priority
 from botcore.telegram.transport import AiohttpRequest
+from tests.conftest import settled
 from tests.fakes import FakeTelegram
 from tests.fakes.processes import BOT_TOKEN
 
@@ -123,3 +124,25 @@ async def test_a_429_that_comes_anyway_is_waited_out_and_the_message_still_arriv
         assert bot.rate_limiter.rate_limited == 1
     assert waited >= 1.0  # as long as Telegram asked: sooner would only draw another 429
     assert [call.status for call in limited_tg.calls_of("sendPhoto")] == [429, 200]
+
+
+@pytest.mark.bot_settings(TELEGRAM_MESSAGES_PER_SECOND=5)
+async def test_in_a_burst_everyone_gets_their_image_and_no_creating_message_is_left(bot, tg, gemini):
+    """With the bot's budget small, status messages queue behind the images: those that would arrive
+    after their image are never sent, those that went out are removed."""
+    tg.rate_limits = True
+    gemini.latency = 0.5
+    users = range(800, 825)
+    for user_id in users:
+        tg.push_text(user_id, f"a lighthouse for visitor {user_id}")
+
+    done = await settled(len(users), timeout=30)
+    await asyncio.sleep(0.5)  # any status message that went out is deleted after its image
+
+    assert [g.status for g in done] == ["delivered"] * len(users)
+    for user_id in users:
+        visible = tg.chat(user_id)
+        assert [message for message in visible if "photo" in message], user_id
+        assert not [message for message in visible if "Creating your image" in message.get("text", "")], visible
+    assert len(tg.calls_of("sendMessage")) < len(users)  # some status messages were never worth sending
+    assert tg.rate_limited == 0

@@ -4,9 +4,13 @@ Tasks are sent by name (tasks.py defines them): the code that queues work doesn'
 that runs it, which itself imports the services that queue work.
 """
 
+import asyncio
+
 from asgiref.sync import sync_to_async
 from celery import current_app
 from django.conf import settings
+from telegram import Message
+from telegram.error import Forbidden, TelegramError
 from telegram.ext import Application
 
 from botcore.models import Generation
@@ -24,9 +28,16 @@ def publish(task: str, *args: object) -> None:
     current_app.send_task(task, args, retry=True, retry_policy=PUBLISH_RETRY)
 
 
-async def submit(application: Application, batch: list[Generation], status_message_id: int | None) -> None:
-    """Run the job of these Generations (one request's images)."""
-    if settings.CELERY_BROKER_URL:
+async def submit(application: Application, batch: list[Generation], sending_status: "asyncio.Future[Message]") -> None:
+    """Run the job of these Generations (one request's images); its status message is on its way."""
+    if settings.CELERY_BROKER_URL:  # the worker learns the status message by its id
+        try:
+            status_message_id = (await sending_status).message_id
+        except Forbidden as exc:
+            await jobs.blocked(batch, exc)
+            return
+        except TelegramError:
+            status_message_id = None
         await sync_to_async(publish)(GENERATION_TASK, [generation.pk for generation in batch], status_message_id)
         return
     # Application.stop() awaits tasks made by create_task, so a shutdown lets running jobs finish.
@@ -35,7 +46,7 @@ async def submit(application: Application, batch: list[Generation], status_messa
             batch,
             bot=application.bot,
             provider=application.bot_data["provider"],
-            status_message_id=status_message_id,
+            sending_status=sending_status,
         ),
         name=f"generation-{batch[0].pk}",
     )

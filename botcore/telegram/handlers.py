@@ -7,14 +7,14 @@ from contextlib import suppress
 from asgiref.sync import sync_to_async
 from django.conf import settings
 from telegram.constants import ParseMode
-from telegram.error import Forbidden, TelegramError
+from telegram.error import TelegramError
 
 from accounts.models import Resolution
 from botcore import buttons, generations
 from botcore.errors import ErrorCode
 from botcore.models import Generation
 
-from . import delivery, dispatch, files, jobs, keyboards, texts
+from . import delivery, dispatch, files, jobs, keyboards, status, texts
 
 log = logging.getLogger(__name__)
 
@@ -192,32 +192,20 @@ async def _start(context, message, who, make):
     if isinstance(batch, Generation):
         batch = [batch]
     first = batch[0]
+    sending_status = status.send(
+        message,
+        texts.say(who.language_code, texts.WORKING, resolution=first.resolution, aspect_ratio=first.aspect_ratio),
+    )
     try:
-        status = await message.reply_text(
-            texts.say(who.language_code, texts.WORKING, resolution=first.resolution, aspect_ratio=first.aspect_ratio),
-            parse_mode=ParseMode.HTML,
-        )
-    except Forbidden as exc:  # the user blocked the bot: no image could reach them either
-        log.info("status message for generation %s not sent: %s", first.pk, exc)
-        for generation in batch:
-            await sync_to_async(generations.finish)(
-                generation, Generation.Status.FAILED, error_code=ErrorCode.DELIVERY, error_message=str(exc)
-            )
-        return
-    except TelegramError as exc:  # a passing fault: the image matters, the status message doesn't
-        log.warning("status message for generation %s not sent: %s", first.pk, exc)
-        status = None
-    status_message_id = status.message_id if status else None
-    try:
-        await dispatch.submit(context.application, batch, status_message_id)
+        await dispatch.submit(context.application, batch, sending_status)
     except Exception:  # e.g. the Celery broker is down: the job never started, so nothing is owed
         log.exception("generation %s could not be handed over", first.pk)
         for generation in batch:
             await sync_to_async(generations.finish)(
                 generation, Generation.Status.FAILED, error_code=ErrorCode.INTERNAL, error_message="job not queued"
             )
-        first.status_message_id = status_message_id
         await jobs.tell_failure(context.bot, first, ErrorCode.INTERNAL)
+        await status.settle(context.bot, first.chat_id, sending_status)
 
 
 async def button_pressed(update, context):

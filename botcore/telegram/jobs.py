@@ -26,7 +26,7 @@ from botcore.models import Generation
 from botcore.periodic import repeating
 from botcore.providers import ImageRequest, ProviderError, Turn, open_provider
 
-from . import delivery, files, keyboards, outbound, texts
+from . import delivery, files, keyboards, outbound, status, texts
 from .transport import bot_request
 
 log = logging.getLogger(__name__)
@@ -39,13 +39,29 @@ UPSCALE_PROMPT = "Re-render this image at a higher resolution with finer detail.
 UNCACHED_KINDS = {Generation.Kind.REGENERATE, Generation.Kind.VARIATION}
 
 
-async def run_generation(batch, *, bot, provider, status_message_id=None, takeover=False):
+async def run_generation(batch, *, bot, provider, status_message_id=None, sending_status=None, takeover=False):
     """Make and deliver the images of one request: one Generation, or the several of a /batch.
 
+    The status message is known by its id, or is still being sent (`sending_status`, see status.py).
     `takeover` is for a job its Celery message brought again (the worker running it died): a job
     still leased to a live process is left to it, one whose lease ran out is run here.
     """
     started = time.monotonic()
+    pending = None
+    if sending_status is not None:
+        try:
+            status_message_id, pending = await status.id_within(sending_status, status.GRACE_SECONDS)
+        except Forbidden as exc:  # the user blocked the bot: no image could reach them either
+            await blocked(batch, exc)
+            return
+    try:
+        await _take_and_run(batch, bot, provider, status_message_id, takeover, started)
+    finally:
+        if pending is not None:
+            await status.settle(bot, batch[0].chat_id, pending)
+
+
+async def _take_and_run(batch, bot, provider, status_message_id, takeover, started):
     ids = [generation.pk for generation in batch]
     if takeover and (held_until := await sync_to_async(generations.held_elsewhere)(ids)):
         await asyncio.sleep(max(0.0, (held_until - timezone.now()).total_seconds()) + 1)
@@ -62,6 +78,13 @@ async def run_generation(batch, *, bot, provider, status_message_id=None, takeov
     except Exception:
         log.exception("generation %s crashed", taken[0].pk)
         await _fail_all(bot, taken, ErrorCode.INTERNAL, "unexpected error")
+
+
+async def blocked(batch, exc):
+    """Close a job whose user blocked the bot before it started: nothing is paid for, nothing owed."""
+    log.info("generation %s not run: %s", batch[0].pk, exc)
+    for generation in batch:
+        await _close(generation, Generation.Status.FAILED, error_code=ErrorCode.DELIVERY, error_message=str(exc))
 
 
 async def _not_taken(bot, ids, status_message_id):

@@ -247,10 +247,14 @@ class Outbound(BaseRateLimiter[int]):
         if bucket is not None:
             bucket.take()
         if turn.priority < Priority.STATUS:  # the chat hears something newer: its waiting statuses are stale
-            for stale in [t for t in self.waiting if t.chat == turn.chat and t.priority == Priority.STATUS]:
-                self._drop(stale)
+            self.withdraw_statuses(turn.chat)
         if not turn.granted.done():
             turn.granted.set_result(None)
+
+    def withdraw_statuses(self, chat: Any) -> None:
+        """The status messages to `chat` still waiting are not sent (they end in Dropped)."""
+        for stale in [turn for turn in self.waiting if turn.chat == chat and turn.priority == Priority.STATUS]:
+            self._drop(stale)
 
     def _drop(self, turn: _Turn) -> None:
         self.waiting.remove(turn)
