@@ -253,6 +253,12 @@ OPENAI_IMAGES_MODEL = envstr("OPENAI_IMAGES_MODEL", "gemini-3-pro-image-preview"
 PROVIDER_TIMEOUT_SECONDS = envfloat("PROVIDER_TIMEOUT_SECONDS", 180.0)
 PROVIDER_MAX_RETRIES = envint("PROVIDER_MAX_RETRIES", 2)
 PROVIDER_RETRY_BASE_SECONDS = envfloat("PROVIDER_RETRY_BASE_SECONDS", 2.0)
+# Image calls at once in a bot process (botcore/upstream.py); more wait in a queue whose users see their
+# place, told again every QUEUE_UPDATE_SECONDS while it moves. Keep it within the image API's own limits.
+UPSTREAM_CONCURRENCY = envint("UPSTREAM_CONCURRENCY", 100)
+if isinstance(UPSTREAM_CONCURRENCY, int) and UPSTREAM_CONCURRENCY < 1:
+    _problem("UPSTREAM_CONCURRENCY must be 1 or more")
+QUEUE_UPDATE_SECONDS = envfloat("QUEUE_UPDATE_SECONDS", 5.0)
 
 
 def _prices(name: str, table: dict[str, Any]) -> dict[str, dict[str, dict[str, Decimal]]]:

@@ -32,7 +32,10 @@ _breakers: dict[str, CircuitBreaker] = {}
 @asynccontextmanager
 async def open_provider() -> AsyncIterator[ProviderChain]:
     """The configured providers as one chain, with its own HTTP connection pool, closed on exit."""
-    limits = httpx.Limits(max_connections=100, max_keepalive_connections=20)
+    # One connection per call the upstream queue lets run, all kept alive: a pool with calls waiting in it
+    # (or closing idle connections past its keep-alive count) spends CPU on every event in its bookkeeping.
+    concurrency = settings.UPSTREAM_CONCURRENCY
+    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
     async with httpx.AsyncClient(limits=limits, timeout=httpx.Timeout(settings.PROVIDER_TIMEOUT_SECONDS)) as client:
         yield ProviderChain(
             registry.configured(client),

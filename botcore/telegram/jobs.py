@@ -20,7 +20,7 @@ from telegram.constants import ParseMode
 from telegram.error import Forbidden, InvalidToken, TelegramError
 from telegram.ext import ExtBot
 
-from botcore import connections, generations, results
+from botcore import connections, generations, results, upstream
 from botcore.errors import ErrorCode
 from botcore.models import Generation
 from botcore.periodic import repeating
@@ -125,7 +125,10 @@ async def _run(batch, bot, provider, started):
             await _deliver_from_cache(bot, first, earlier, key, started)
             return
     async with delivery.chat_action(bot, first.chat_id):
-        answers = await asyncio.gather(*(provider.generate(image_request) for _ in batch), return_exceptions=True)
+        answers = await asyncio.gather(
+            *(_in_turn(bot, first, provider, image_request, told=index == 0) for index in range(len(batch))),
+            return_exceptions=True,
+        )
     made, errors = [], []
     for generation, answer in zip(batch, answers, strict=True):
         if isinstance(answer, ProviderError):
@@ -151,6 +154,26 @@ async def _run(batch, bot, provider, started):
         await _tell_failures(bot, first, errors[0].code, failed=len(errors), total=len(batch))
     if delivered:
         await _remove_status(bot, first)
+
+
+async def _in_turn(bot, first, provider, image_request, *, told):
+    """One image call, when the upstream queue lets it run; the user of the `told` call of a job sees
+    their place in the queue meanwhile (in the status message, once it is known)."""
+    queue = upstream.for_this_loop()
+    lang = first.user.language_code
+    shown = False
+
+    async def moved(ahead, seconds):
+        nonlocal shown
+        if first.status_message_id:
+            status.show(bot, first.chat_id, first.status_message_id, texts.queued(lang, ahead, seconds))
+            shown = True
+
+    async with queue.turn(moved if told else None, every=settings.QUEUE_UPDATE_SECONDS):
+        if shown:  # back to "creating your image"
+            working = texts.say(lang, texts.WORKING, resolution=first.resolution, aspect_ratio=first.aspect_ratio)
+            status.show(bot, first.chat_id, first.status_message_id, working)
+        return await provider.generate(image_request)
 
 
 async def _image_request(bot, generation):

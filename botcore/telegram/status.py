@@ -58,6 +58,24 @@ async def id_within(sending: "asyncio.Future[Message]", seconds: float) -> tuple
         return None, None
 
 
+_showing: set[asyncio.Task] = set()  # edits on their way: referenced until done
+
+
+def show(bot, chat_id: int, message_id: int, text: str) -> None:
+    """Change a status message's text without waiting: a newer text replaces one still waiting to go
+    out, and one still waiting when the chat's image goes out is dropped (outbound.py)."""
+
+    async def edit() -> None:
+        with suppress(TelegramError):  # gone, not modified, or dropped: a status message is a courtesy
+            await bot.edit_message_text(
+                text, chat_id=chat_id, message_id=message_id, parse_mode=ParseMode.HTML, rate_limit_args=Priority.STATUS
+            )
+
+    task = asyncio.ensure_future(edit())
+    _showing.add(task)
+    task.add_done_callback(_showing.discard)
+
+
 async def settle(bot, chat_id: int, sending: "asyncio.Future[Message]") -> None:
     """After a job's last word: a status message still waiting is never sent, one that went out
     meanwhile is removed."""

@@ -1,6 +1,7 @@
 """Everything the bot says, translatable. Messages are sent with HTML parse mode, so every
 value filled in is escaped here, in one place."""
 
+import math
 from html import escape
 
 from django.conf import settings
@@ -29,6 +30,10 @@ QUOTA_LEFT = _("%(remaining)d of %(limit)d images left today")
 QUOTA_UNLIMITED = _("unlimited images")
 QUOTA = _("Your plan: <b>%(tier)s</b>, %(quota)s. Highest resolution: %(resolution)s.")
 WORKING = _("🎨 Creating your image (%(resolution)s, %(aspect_ratio)s)…")
+QUEUED = _("⏳ You're in the queue: %(ahead)d ahead of you, about %(wait)s to wait.")
+QUEUED_NEXT = _("⏳ You're next in the queue, about %(wait)s to wait.")
+WAIT_SECONDS = _("%(seconds)d s")
+WAIT_MINUTES = _("%(minutes)d min")
 MISSING_PROMPT = _("Add a description after the command, for example: <code>/%(command)s a lighthouse at dawn</code>")
 UNSUPPORTED = _("I make images from text. Send me a description of the picture you want, or /help.")
 INTERNAL = _("Sorry, something went wrong on our side. Nothing was charged; please try again.")
@@ -123,6 +128,15 @@ def quota_summary(lang, remaining, limit):
     if limit is None:
         return say(lang, QUOTA_UNLIMITED)
     return say(lang, QUOTA_LEFT, remaining=remaining, limit=limit)
+
+
+def queued(lang, ahead, seconds):
+    """Where a job stands in the queue for the image API, and roughly how long until it starts."""
+    if seconds < 60:
+        wait = say(lang, WAIT_SECONDS, seconds=max(5, 5 * math.ceil(seconds / 5)))
+    else:
+        wait = say(lang, WAIT_MINUTES, minutes=math.ceil(seconds / 60))
+    return say(lang, QUEUED, ahead=ahead, wait=wait) if ahead else say(lang, QUEUED_NEXT, wait=wait)
 
 
 def refusal(lang, refusal):
