@@ -55,6 +55,7 @@ def main(argv=None):
                 figures = [run(scenarios.burst(users, args.latency)) for users in args.users]
             elif name == "overhead":
                 figures = [run(scenarios.overhead(args.generations, c)) for c in args.concurrency]
+                figures.append(run(scenarios.overhead(args.generations, 1, returning=True)))
             elif name == "memory":
                 figures = run(scenarios.memory(args.jobs))
             elif name == "bombs":

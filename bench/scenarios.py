@@ -80,11 +80,16 @@ async def _photos_in_every_chat(tg, user_ids, timeout):
         await asyncio.sleep(0.05)
 
 
-async def overhead(generations_count=500, concurrency=1):
-    """Bot CPU and SQL per generation with an instant image API, `concurrency` jobs in flight."""
+async def overhead(generations_count=500, concurrency=1, returning=False):
+    """Bot CPU and SQL per generation with an instant image API, `concurrency` jobs in flight; each user's
+    first image of the day, or (`returning`) a later one."""
     tier = await sync_to_async(bench_tier)("bench overhead")
     await sync_to_async(reset_data)()
     user_ids = await sync_to_async(make_users)(generations_count, first_id=100_000, tier=tier)
+    if returning:
+        await sync_to_async(QuotaUsage.objects.bulk_create)(
+            QuotaUsage(user=user, day=days.today(), used=1) for user in TelegramUser.objects.filter(tier=tier)
+        )
     with FakeTelegram(token=BOT_TOKEN) as tg, FakeGemini(api_key=GEMINI_KEY) as gemini:
         async with bot_process(tg, gemini) as bot:
             before = await bot.stats()
@@ -102,6 +107,7 @@ async def overhead(generations_count=500, concurrency=1):
     return {
         "generations": generations_count,
         "concurrency": concurrency,
+        "users": "returning" if returning else "first image of the day",
         "delivered": statuses.count("delivered"),
         "cpu_ms_per_generation": round((after["cpu_s"] - before["cpu_s"]) * 1000 / generations_count, 2),
         # of which in the kernel: socket and file system calls

@@ -47,4 +47,5 @@ class ErrorCode(StrEnum):
     DELIVERY = "delivery"  # made and paid for, but Telegram didn't take it
     UNDELIVERED = "undelivered"  # a DELIVERY whose image is kept and offered with a button: only words
     INTERRUPTED = "interrupted"  # its runner died, or it was left open
+    CANCELLED = "cancelled"  # its user stopped it (/cancel)
     INTERNAL = "internal"

@@ -18,6 +18,7 @@ from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
 from django.conf import settings
+from django.core.cache import cache
 from django.db import transaction
 from django.db.models import Count, F, Max, Q
 from django.utils import timezone
@@ -325,6 +326,24 @@ def _queue(
         ]
 
 
+def cancel_queued(telegram_id: int) -> list[Generation]:
+    """Close this user's generations that no process has started, releasing their quota; returns them.
+    A job whose rows are closed here finds nothing to take when its turn comes (start() says False)."""
+    queued = Generation.objects.filter(user__telegram_id=telegram_id, status=Generation.Status.QUEUED)
+    return [
+        generation
+        for generation in queued
+        if finish(
+            generation, Generation.Status.FAILED, error_code=ErrorCode.CANCELLED, error_message="stopped by the user"
+        )
+    ]
+
+
+def running_count(telegram_id: int) -> int:
+    """How many of this user's generations are being made (here or in another process)."""
+    return Generation.objects.filter(user__telegram_id=telegram_id, status=Generation.Status.RUNNING).count()
+
+
 def runner() -> str:
     """This process's name on the jobs it runs: host, pid and a random part (a pid is reused)."""
     global _runner
@@ -390,6 +409,9 @@ def finish(generation: Generation, status: str, charge: bool = True, **fields: A
                 paid = {name: fields[name] for name in PAID_FIELDS if name in fields}
                 Generation.objects.filter(pk=generation.pk).update(**paid)
             return False
+        if status == Generation.Status.DELIVERED and fields.get("cache_key") and settings.RESULT_CACHE_SECONDS:
+            key, pk = fields["cache_key"], generation.pk
+            transaction.on_commit(lambda: cache.set(_cache_entry(key), pk, settings.RESULT_CACHE_SECONDS))
         if generation.quota_day is None:  # nothing was reserved for it: it was not queued by _queue
             return True
         if status == Generation.Status.DELIVERED and charge:
@@ -400,14 +422,25 @@ def finish(generation: Generation, status: str, charge: bool = True, **fields: A
 
 
 def cached(key: str) -> Generation | None:
-    """A delivered result of the same request made within RESULT_CACHE_SECONDS, or None."""
+    """A delivered result of the same request made within RESULT_CACHE_SECONDS, or None.
+
+    Which result answers a request is looked up in the cache (CACHE_URL: shared by every process when it
+    is Redis), so a request not seen before, the usual case, costs no query; the row is then checked.
+    """
     if not settings.RESULT_CACHE_SECONDS:
         return None
+    pk = cache.get(_cache_entry(key))
+    if pk is None:
+        return None
     since = timezone.now() - timedelta(seconds=settings.RESULT_CACHE_SECONDS)
-    hits = Generation.objects.filter(cache_key=key, status=Generation.Status.DELIVERED, finished_at__gte=since)
+    hits = Generation.objects.filter(pk=pk, status=Generation.Status.DELIVERED, finished_at__gte=since)
     # What the delivery mode sends must exist: a photo-only result can't answer in document mode.
     hits = hits.exclude(file_id="") if delivery_mode.parts().photo else hits.exclude(document_file_id="")
     return hits.order_by("-finished_at").first()
+
+
+def _cache_entry(key: str) -> str:
+    return f"botcore:result:{key}"
 
 
 def expire_stale() -> list[Generation]:

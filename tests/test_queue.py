@@ -3,7 +3,9 @@
 import re
 
 import pytest
+from asgiref.sync import sync_to_async
 
+from accounts.models import QuotaUsage
 from tests.conftest import settled
 
 pytestmark = pytest.mark.asyncio
@@ -35,4 +37,53 @@ async def test_a_queued_user_sees_their_place_go_down_to_next_then_gets_their_im
     assert places_shown(tg, 901) == []  # served at once
     assert places_shown(tg, 904) == [2, 1, 0]  # two waiting before it, then one, then next
     assert [m for m in tg.chat(904) if "photo" in m]
-    assert not [m for m in tg.chat(904) if m["from"]["is_bot"] and "text" in m]  # the status message is gone too
+    await tg.wait_for(lambda t: not bot_texts(t, 904), what="the status message to go with its queue place")
+
+
+def usage_of(telegram_id):
+    usage = QuotaUsage.objects.filter(user__telegram_id=telegram_id).first()
+    return (usage.used, usage.reserved) if usage else (0, 0)
+
+
+def bot_texts(tg, chat_id):
+    return [m["text"] for m in tg.chat(chat_id) if m["from"]["is_bot"] and "text" in m]
+
+
+@pytest.mark.bot_settings(UPSTREAM_CONCURRENCY=1, QUEUE_UPDATE_SECONDS=0.05)
+async def test_cancel_takes_a_waiting_job_out_of_the_queue_and_gives_its_quota_back(bot, tg, gemini):
+    gemini.latency = 1.0
+    tg.push_text(911, "a harbour at dusk")
+    await gemini.wait_for(lambda g: g.requests, what="the first user's image call")
+    tg.push_text(912, "a mountain hut in snow")
+    await tg.wait_for(lambda t: any("ahead" in text or "next" in text for text in bot_texts(t, 912)), what="a place")
+
+    tg.push_text(912, "/cancel")
+    await tg.wait_for(lambda t: any("Stopped 1 image" in text for text in bot_texts(t, 912)), what="the answer")
+
+    first, second = await settled(2, timeout=10)
+    assert (second.user.telegram_id, second.status, second.error_code) == (912, "failed", "cancelled")
+    assert await sync_to_async(usage_of)(912) == (0, 0)  # nothing charged, nothing held
+    assert (first.user.telegram_id, first.status) == (911, "delivered")  # the other user is unaffected
+    assert len(gemini.requests) == 1  # the stopped job never called the image API
+    assert not [m for m in tg.chat(912) if "photo" in m]
+    assert bot_texts(tg, 912)[-1].startswith("⏹ Stopped 1 image")  # no status message left above the answer
+
+
+async def test_cancel_stops_an_image_being_made_and_releases_its_quota(bot, tg, gemini):
+    gemini.latency = 5.0
+    tg.push_text(921, "a lighthouse in a storm")
+    await gemini.wait_for(lambda g: g.in_flight == 1, what="the image call")
+
+    tg.push_text(921, "/cancel")
+    [generation] = await settled(1, timeout=4)  # long before the image API would have answered
+
+    assert (generation.status, generation.error_code, generation.cost_usd) == ("failed", "cancelled", 0)
+    assert await sync_to_async(usage_of)(921) == (0, 0)
+    await tg.wait_for(lambda t: any("Stopped 1 image" in text for text in bot_texts(t, 921)), what="the answer")
+    assert not [m for m in tg.chat(921) if "photo" in m]
+
+
+async def test_cancel_with_nothing_being_made_says_so(bot, tg):
+    tg.push_text(931, "/cancel")
+    await tg.wait_for(lambda t: bot_texts(t, 931), what="the answer")
+    assert bot_texts(tg, 931) == ["No images are being made for you right now."]

@@ -29,6 +29,7 @@ COMMANDS = [
     BotCommand("batch", "2 to 4 images of one description"),
     BotCommand("settings", "Default size and aspect ratio"),
     BotCommand("quota", "Images left today"),
+    BotCommand("cancel", "Stop the images being made"),
     BotCommand("help", "How to use the bot"),
 ]
 
@@ -77,6 +78,7 @@ def build_application():
             CommandHandler("start", handlers.start),
             CommandHandler("help", handlers.help_command),
             CommandHandler("quota", handlers.quota_command),
+            CommandHandler("cancel", handlers.cancel_command),
             CommandHandler("generate", handlers.generate_command),
             CommandHandler("hd", handlers.hd_command),
             CommandHandler("batch", handlers.batch_command),

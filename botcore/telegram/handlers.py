@@ -68,6 +68,13 @@ async def quota_command(update, context):
     )
 
 
+async def cancel_command(update, context):
+    """Stop the images being made for this user; their quota comes back."""
+    who = identity(update)
+    stopped, still_coming = await jobs.stop_for(who.telegram_id)
+    await update.effective_message.reply_html(texts.stopped(who.language_code, stopped, still_coming))
+
+
 async def generate_command(update, context):
     await _generate_from_command(update, context, Resolution.R2K)
 

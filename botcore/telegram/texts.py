@@ -7,7 +7,7 @@ from html import escape
 from django.conf import settings
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
-from django.utils.translation import override
+from django.utils.translation import ngettext_lazy, override
 
 from botcore.errors import ErrorCode
 
@@ -23,6 +23,7 @@ HELP = _(
     "/generate <i>prompt</i> – an image at 2K\n"
     "/hd <i>prompt</i> – an image at 4K, if your plan includes it\n"
     "/quota – how many images you have left today\n"
+    "/cancel – stop the images being made for you\n"
     "/help – this message\n\n"
     "You are only charged for images you actually receive."
 )
@@ -84,8 +85,20 @@ FAILURES = {
     ),
     ErrorCode.INPUT_GONE: _("I couldn't fetch your photo from Telegram. Please send it again."),
     ErrorCode.RESULT_GONE: _("That image is too old for this; please send a new request."),
+    ErrorCode.CANCELLED: _("⏹ Stopped, as you asked."),
 }
 NOTHING_CHARGED = _("Nothing was charged.")
+STOPPED = ngettext_lazy(
+    "⏹ Stopped %(count)d image. Nothing was charged for it.",
+    "⏹ Stopped %(count)d images. Nothing was charged for them.",
+    "count",
+)
+STILL_COMING = ngettext_lazy(
+    "%(count)d image was too far along to stop and will still arrive.",
+    "%(count)d images were too far along to stop and will still arrive.",
+    "count",
+)
+NOTHING_TO_STOP = _("No images are being made for you right now.")
 BATCH_ACTIONS = _("Your %(count)d images are above. What next?")
 BATCH_PARTLY_FAILED = _(
     "%(failed)d of %(total)d images couldn't be made: %(reason)s Only the images you received were charged."
@@ -120,14 +133,26 @@ def language(code):
 
 def say(lang, message, **params):
     with override(language(lang)):
-        text = str(message)
-        return text % {k: escape(v) if isinstance(v, str) else v for k, v in params.items()} if params else text
+        if not params:
+            return str(message)
+        # `message % params`, not str(message) % params: a plural message picks its form by the number.
+        return str(message % {k: escape(v) if isinstance(v, str) else v for k, v in params.items()})
 
 
 def quota_summary(lang, remaining, limit):
     if limit is None:
         return say(lang, QUOTA_UNLIMITED)
     return say(lang, QUOTA_LEFT, remaining=remaining, limit=limit)
+
+
+def stopped(lang, count, still_coming):
+    """The answer to /cancel."""
+    if not count and not still_coming:
+        return say(lang, NOTHING_TO_STOP)
+    parts = [say(lang, STOPPED, count=count)] if count else []
+    if still_coming:
+        parts.append(say(lang, STILL_COMING, count=still_coming))
+    return "\n".join(parts)
 
 
 def queued(lang, ahead, seconds):

@@ -7,7 +7,7 @@ from contextlib import suppress
 from datetime import timedelta
 
 from asgiref.sync import sync_to_async
-from django.db import IntegrityError
+from django.db import IntegrityError, connection
 from django.utils import timezone
 from telegram import Chat, Update
 from telegram.constants import ChatType
@@ -22,6 +22,8 @@ from . import texts
 log = logging.getLogger(__name__)
 
 LOGGED_CHARS = 300
+# (bot id, update id) -> whether the update was new when its poll recorded it; the gate takes it out.
+_polled: dict[tuple[int, int], bool] = {}
 # Telegram re-sends an unconfirmed update for up to a day; after that its id can be forgotten.
 REMEMBERED = timedelta(days=1)
 
@@ -60,7 +62,11 @@ def _shortened(data):
 
 class Bot(ExtBot):
     """python-telegram-bot's bot, reading getUpdates answers one update at a time (see `_read`):
-    PTB parses the whole answer at once, so one bad update would fail every poll."""
+    PTB parses the whole answer at once, so one bad update would fail every poll.
+
+    A poll's updates are recorded as taken in one statement (`take`), not one each: the gate then only
+    looks up what the poll found (`_polled`). A webhook's update is recorded by the gate itself.
+    """
 
     async def _post(self, endpoint, data=None, **kwargs):
         result = await super()._post(endpoint, data, **kwargs)
@@ -72,6 +78,14 @@ class Bot(ExtBot):
             update, readable = _read(item, self)
             if update is not None:
                 kept.append(item if readable else {"update_id": update.update_id})
+        ids = [item["update_id"] for item in kept]
+        if ids:
+            try:
+                new = await sync_to_async(take)(self.id, ids)
+            except Exception:  # the database is away: the gate tries each update itself, and says so
+                log.warning("updates %s..%s not recorded as a batch", ids[0], ids[-1], exc_info=True)
+            else:
+                _polled.update(((self.id, update_id), update_id in new) for update_id in ids)
         return kept
 
 
@@ -98,7 +112,10 @@ async def _refusal(update, bot):
     if not _well_typed(update):
         log.warning("update %s with ids that aren't Telegram's skipped", update.update_id)
         return ""
-    if not await sync_to_async(first_time)(bot.id, update.update_id):
+    new = _polled.pop((bot.id, update.update_id), None)
+    if new is None:
+        new = await sync_to_async(first_time)(bot.id, update.update_id)
+    if not new:
         log.info("update %s arrived again; ignored", update.update_id)
         return ""
     if update.edited_message is not None:  # a live location's moves are edits too: those get no answer
@@ -132,6 +149,22 @@ def first_time(bot_id, update_id):
     except IntegrityError:
         return False
     return True
+
+
+def take(bot_id, update_ids):
+    """Record these update ids of the bot as taken, in one statement; the set of those taken now (the
+    others were taken before, here or elsewhere)."""
+    connections.make_usable()
+    now = connection.ops.adapt_datetimefield_value(timezone.now())
+    rows = ", ".join(["(%s, %s, %s)"] * len(update_ids))
+    table = connection.ops.quote_name(ProcessedUpdate._meta.db_table)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO {table} (bot_id, update_id, received_at) VALUES {rows}"
+            " ON CONFLICT (bot_id, update_id) DO NOTHING RETURNING update_id",
+            [value for update_id in update_ids for value in (bot_id, update_id, now)],
+        )
+        return {update_id for (update_id,) in cursor.fetchall()}
 
 
 def forget_old():
