@@ -87,9 +87,7 @@ async def overhead(generations_count=500, concurrency=1, returning=False):
     await sync_to_async(reset_data)()
     user_ids = await sync_to_async(make_users)(generations_count, first_id=100_000, tier=tier)
     if returning:
-        await sync_to_async(QuotaUsage.objects.bulk_create)(
-            QuotaUsage(user=user, day=days.today(), used=1) for user in TelegramUser.objects.filter(tier=tier)
-        )
+        await sync_to_async(_served_once_today)(tier)
     with FakeTelegram(token=BOT_TOKEN) as tg, FakeGemini(api_key=GEMINI_KEY) as gemini:
         async with bot_process(tg, gemini) as bot:
             before = await bot.stats()
@@ -115,6 +113,11 @@ async def overhead(generations_count=500, concurrency=1, returning=False):
         "queries_per_generation": round((after["queries"] - before["queries"]) / generations_count, 2),
         "generations_per_second": round(generations_count / seconds, 1),
     }
+
+
+def _served_once_today(tier):
+    today = days.today()
+    QuotaUsage.objects.bulk_create(QuotaUsage(user=user, day=today, used=1) for user in tier.users.all())
 
 
 def race(requests=1000, users=50, remaining=10, threads=64, limit=20):
