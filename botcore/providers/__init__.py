@@ -11,6 +11,7 @@ from .base import ImageRequest, ImageResult, ProviderError, Reference, Turn
 from .chain import CircuitBreaker, ProviderChain
 from .gemini import GeminiProvider
 from .openai_compat import OpenAICompatProvider
+from .pools import Pools
 
 __all__ = [
     "ImageRequest",
@@ -32,11 +33,10 @@ _breakers: dict[str, CircuitBreaker] = {}
 @asynccontextmanager
 async def open_provider() -> AsyncIterator[ProviderChain]:
     """The configured providers as one chain, with its own HTTP connection pool, closed on exit."""
-    # One connection per call the upstream queue lets run, all kept alive: a pool with calls waiting in it
-    # (or closing idle connections past its keep-alive count) spends CPU on every event in its bookkeeping.
-    concurrency = settings.UPSTREAM_CONCURRENCY
-    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
-    async with httpx.AsyncClient(limits=limits, timeout=httpx.Timeout(settings.PROVIDER_TIMEOUT_SECONDS)) as client:
+    # One kept-alive connection per call the upstream queue lets run, in small pools (pools.py).
+    transport = Pools(settings.UPSTREAM_CONCURRENCY)
+    timeout = httpx.Timeout(settings.PROVIDER_TIMEOUT_SECONDS)
+    async with httpx.AsyncClient(transport=transport, timeout=timeout) as client:
         yield ProviderChain(
             registry.configured(client),
             breaker_failures=settings.PROVIDER_BREAKER_FAILURES,
