@@ -14,7 +14,7 @@ from botcore import buttons, generations
 from botcore.errors import ErrorCode
 from botcore.models import Generation
 
-from . import delivery, dispatch, files, jobs, keyboards, status, texts
+from . import delivery, dispatch, files, jobs, keyboards, status, stopping, texts
 
 log = logging.getLogger(__name__)
 
@@ -71,7 +71,7 @@ async def quota_command(update, context):
 async def cancel_command(update, context):
     """Stop the images being made for this user; their quota comes back."""
     who = identity(update)
-    stopped, still_coming = await jobs.stop_for(who.telegram_id)
+    stopped, still_coming = await stopping.stop_for(who.telegram_id)
     await update.effective_message.reply_html(texts.stopped(who.language_code, stopped, still_coming))
 
 

@@ -10,8 +10,7 @@ import hashlib
 import logging
 import time
 import unicodedata
-from contextlib import contextmanager, suppress
-from dataclasses import dataclass, field
+from contextlib import suppress
 
 from asgiref.sync import sync_to_async
 from django.conf import settings
@@ -27,7 +26,7 @@ from botcore.models import Generation
 from botcore.periodic import repeating
 from botcore.providers import ImageRequest, ImageResult, ProviderError, Turn, open_provider
 
-from . import delivery, files, keyboards, outbound, status, texts
+from . import delivery, files, keyboards, outbound, status, stopping, texts
 from .transport import bot_request
 
 log = logging.getLogger(__name__)
@@ -126,9 +125,9 @@ async def _run(batch, bot, provider, started):
             await _deliver_from_cache(bot, first, earlier, key, started)
             return
     calls = [_in_turn(bot, first, provider, image_request, told=index == 0) for index in range(len(batch))]
-    with _stoppable(first.user.telegram_id) as stop:
+    with stopping.stoppable(first.user.telegram_id) as stop:
         async with delivery.chat_action(bot, first.chat_id):
-            answers, stopped = await _unless_stopped(stop, calls)
+            answers, stopped = await stopping.unless_stopped(stop, calls)
         if stopped:
             stop.stopped.set_result(await _close_stopped(batch, answers))
     if stopped:
@@ -161,52 +160,6 @@ async def _run(batch, bot, provider, started):
         await _remove_status(bot, first)
 
 
-@dataclass(eq=False)
-class _Stop:
-    """A job's image calls, which its user may stop (/cancel) until they are over."""
-
-    requested: asyncio.Event = field(default_factory=asyncio.Event)
-    stopped: "asyncio.Future[int]" = field(default_factory=lambda: asyncio.get_running_loop().create_future())
-
-
-_stoppable_jobs: dict[int, set[_Stop]] = {}  # by the user's Telegram id
-
-
-@contextmanager
-def _stoppable(telegram_id):
-    stop = _Stop()
-    _stoppable_jobs.setdefault(telegram_id, set()).add(stop)
-    try:
-        yield stop
-    finally:
-        jobs = _stoppable_jobs[telegram_id]
-        jobs.discard(stop)
-        if not jobs:
-            del _stoppable_jobs[telegram_id]
-        if not stop.stopped.done():  # its calls were over first
-            stop.stopped.set_result(0)
-
-
-async def _unless_stopped(stop, calls):
-    """(each call's answer or exception, whether the user stopped them first). A stopped call is
-    cancelled; an answer that came before the stop is kept, so what it cost is logged."""
-    tasks = [asyncio.ensure_future(call) for call in calls]
-    answers = asyncio.gather(*tasks, return_exceptions=True)
-    requested = asyncio.ensure_future(stop.requested.wait())
-    try:
-        await asyncio.wait({answers, requested}, return_when=asyncio.FIRST_COMPLETED)
-    except asyncio.CancelledError:
-        answers.cancel()
-        raise
-    finally:
-        requested.cancel()
-    if answers.done():
-        return answers.result(), False
-    for task in tasks:
-        task.cancel()
-    return await answers, True
-
-
 async def _close_stopped(batch, answers):
     """Close a stopped job's generations, releasing their quota; a call already answered is still
     logged with its cost. How many were closed here."""
@@ -219,17 +172,6 @@ async def _close_stopped(batch, answers):
         fields = {"error_code": ErrorCode.CANCELLED, "error_message": "stopped by the user", **paid}
         closed += bool(await _close(generation, Generation.Status.FAILED, **fields))
     return closed
-
-
-async def stop_for(telegram_id):
-    """/cancel: stop this user's jobs that haven't started and the image calls running here, releasing
-    their quota. (images stopped, images too far along to stop)."""
-    running_here = list(_stoppable_jobs.get(telegram_id, ()))
-    for stop in running_here:
-        stop.requested.set()
-    stopped = len(await sync_to_async(generations.cancel_queued)(telegram_id))
-    stopped += sum(await asyncio.gather(*(asyncio.shield(stop.stopped) for stop in running_here)))
-    return stopped, await sync_to_async(generations.running_count)(telegram_id)
 
 
 async def _in_turn(bot, first, provider, image_request, *, told):
