@@ -10,6 +10,7 @@ import math
 import os
 import re
 import socket
+import threading
 import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -20,7 +21,7 @@ from typing import Any
 from django.conf import settings
 from django.core.cache import cache
 from django.db import transaction
-from django.db.models import Count, F, Max, Q
+from django.db.models import Case, Count, F, Max, Q, Value, When
 from django.utils import timezone
 
 from accounts import days, moderation, quota
@@ -138,6 +139,7 @@ def request(
     reply_to: int | None = None,
     shape: tuple[int, int] | None = None,
     count: int = 1,
+    taken: bool = False,
 ) -> list[Generation]:
     """Validate, moderate and reserve quota for `count` images of one request; the queued
     Generations, or Refusal.
@@ -146,6 +148,7 @@ def request(
     height) when known: an edit keeps its photo's shape unless the prompt asks for a ratio.
     `reply_to` is the id of the message the prompt answers when that message carries a photo: one
     of our results is refined from its own turn, any other photo is edited like an attachment.
+    With `taken`, this process runs the job at once: the Generations are made running (see `_queue`).
     """
     user = identity.touch()
     if not 1 <= count <= MAX_BATCH:
@@ -172,6 +175,7 @@ def request(
         kind=kind,
         parent=parent,
         count=count,
+        taken=taken,
     )
 
 
@@ -183,7 +187,9 @@ def _natural_ratio(user: TelegramUser, parent: Generation | None, shape: tuple[i
     return nearest_ratio(*shape) if shape else user.aspect_ratio
 
 
-def follow_up(*, identity: Identity, generation_id: int, action: str, message_id: int | None = None) -> Generation:
+def follow_up(
+    *, identity: Identity, generation_id: int, action: str, message_id: int | None = None, taken: bool = False
+) -> Generation:
     """Regenerate, vary or upscale one of this user's results: the queued Generation, or Refusal."""
     user = identity.touch()
     source = result_of(user, generation_id)
@@ -204,7 +210,7 @@ def follow_up(*, identity: Identity, generation_id: int, action: str, message_id
         fields.update(resolution=Resolution.R4K, references=[], reference_count=0)
     elif action == Generation.Kind.VARIATION:
         fields.update(references=[], reference_count=0)
-    (generation,) = _queue(user, **fields)
+    (generation,) = _queue(user, taken=taken, **fields)
     return generation
 
 
@@ -262,7 +268,14 @@ def _result_in_chat(chat_id: int, message_id: int) -> Generation | None:
 
 
 def _queue(
-    user: TelegramUser, *, prompt: str, resolution: str, aspect_ratio: str, count: int = 1, **fields: Any
+    user: TelegramUser,
+    *,
+    prompt: str,
+    resolution: str,
+    aspect_ratio: str,
+    count: int = 1,
+    taken: bool = False,
+    **fields: Any,
 ) -> list[Generation]:
     if moderation.visible_length(prompt) < MIN_PROMPT_CHARS:
         raise Refusal(ErrorCode.PROMPT_TOO_SHORT, minimum=MIN_PROMPT_CHARS)
@@ -320,8 +333,11 @@ def _queue(
             if wait > timedelta(0):
                 raise Refusal(ErrorCode.COOLDOWN, seconds=int(wait.total_seconds()) + 1)
         batch_key = uuid.uuid4().hex if count > 1 else ""
+        # A job this process runs at once is made running, leased to it: no second statement to start it.
+        running = {"status": Generation.Status.RUNNING, "started_at": now, "runner": runner(), "attempts": 1}
+        lease = {**running, "lease_until": lease_end()} if taken else {}
         return [
-            Generation.objects.create(**log_fields, quota_day=day, created_at=now, batch_key=batch_key)
+            Generation.objects.create(**log_fields, quota_day=day, created_at=now, batch_key=batch_key, **lease)
             for _ in range(count)
         ]
 
@@ -383,6 +399,33 @@ def start(generation: Generation, status_message_id: int | None = None, *, takeo
     return True
 
 
+def is_mine(generation: Generation) -> bool:
+    """Whether this process runs the generation already (made running for it by `request`)."""
+    return generation.status == Generation.Status.RUNNING and generation.runner == runner()
+
+
+_status_messages: dict[int, int] = {}  # generation id -> its status message, not stored yet
+_status_messages_lock = threading.Lock()
+
+
+def note_status_message(generation_ids: Iterable[int], message_id: int) -> None:
+    """Remember a running job's status message; `store_status_messages` writes it (the sweeper needs it
+    should this process die)."""
+    with _status_messages_lock:
+        _status_messages.update(dict.fromkeys(generation_ids, message_id))
+
+
+def store_status_messages() -> int:
+    """Write the status messages noted since the last call, in one statement; how many."""
+    with _status_messages_lock:
+        noted = dict(_status_messages)
+        _status_messages.clear()
+    if not noted:
+        return 0
+    message_id = Case(*(When(pk=pk, then=Value(message)) for pk, message in noted.items()))
+    return Generation.objects.filter(pk__in=noted, status__in=Generation.OPEN).update(status_message_id=message_id)
+
+
 def renew_leases() -> int:
     """Keep this process's running jobs leased: a job whose lease runs out is taken for abandoned."""
     return Generation.objects.filter(runner=runner(), status=Generation.Status.RUNNING).update(lease_until=lease_end())
@@ -421,17 +464,17 @@ def finish(generation: Generation, status: str, charge: bool = True, **fields: A
     return True
 
 
-def cached(key: str) -> Generation | None:
-    """A delivered result of the same request made within RESULT_CACHE_SECONDS, or None.
+def cached_id(key: str) -> int | None:
+    """The id of the result that answered the same request (see `cached`), if one may have.
 
-    Which result answers a request is looked up in the cache (CACHE_URL: shared by every process when it
-    is Redis), so a request not seen before, the usual case, costs no query; the row is then checked.
-    """
-    if not settings.RESULT_CACHE_SECONDS:
-        return None
-    pk = cache.get(_cache_entry(key))
-    if pk is None:
-        return None
+    Looked up in the cache (CACHE_URL: shared by every process when it is Redis), not the database: a
+    request not seen before, the usual case, costs no query."""
+    return cache.get(_cache_entry(key)) if settings.RESULT_CACHE_SECONDS else None
+
+
+def cached(pk: int) -> Generation | None:
+    """Result `pk` (from `cached_id`), when it can still answer: delivered within RESULT_CACHE_SECONDS,
+    in a form the delivery mode sends."""
     since = timezone.now() - timedelta(seconds=settings.RESULT_CACHE_SECONDS)
     hits = Generation.objects.filter(pk=pk, status=Generation.Status.DELIVERED, finished_at__gte=since)
     # What the delivery mode sends must exist: a photo-only result can't answer in document mode.

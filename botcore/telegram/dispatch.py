@@ -28,9 +28,14 @@ def publish(task: str, *args: object) -> None:
     current_app.send_task(task, args, retry=True, retry_policy=PUBLISH_RETRY)
 
 
+def runs_here() -> bool:
+    """Whether jobs run in this process (no Celery broker configured)."""
+    return not settings.CELERY_BROKER_URL
+
+
 async def submit(application: Application, batch: list[Generation], sending_status: "asyncio.Future[Message]") -> None:
     """Run the job of these Generations (one request's images); its status message is on its way."""
-    if settings.CELERY_BROKER_URL:  # the worker learns the status message by its id
+    if not runs_here():  # the worker learns the status message by its id
         try:
             status_message_id = (await sending_status).message_id
         except Forbidden as exc:

@@ -183,7 +183,12 @@ async def submit(update, context, prompt, **options):
         message,
         identity(update),
         lambda who: generations.request(
-            identity=who, chat_id=message.chat_id, prompt=prompt, message_id=message.message_id, **options
+            taken=dispatch.runs_here(),
+            identity=who,
+            chat_id=message.chat_id,
+            prompt=prompt,
+            message_id=message.message_id,
+            **options,
         ),
     )
 
@@ -241,7 +246,11 @@ async def button_pressed(update, context):
         message,
         who,
         lambda who: generations.follow_up(
-            identity=who, generation_id=generation_id, action=action, message_id=message.message_id
+            taken=dispatch.runs_here(),
+            identity=who,
+            generation_id=generation_id,
+            action=action,
+            message_id=message.message_id,
         ),
     )
 

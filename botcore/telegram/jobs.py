@@ -10,7 +10,7 @@ import hashlib
 import logging
 import time
 import unicodedata
-from contextlib import suppress
+from contextlib import asynccontextmanager, suppress
 
 from asgiref.sync import sync_to_async
 from django.conf import settings
@@ -32,6 +32,7 @@ from .transport import bot_request
 log = logging.getLogger(__name__)
 
 ADMIN_ALERT_EVERY_SECONDS = 600
+STATUS_STORE_SECONDS = 1.0
 # Instructions to the model for the result buttons; the user's prompt follows them.
 VARIATION_PROMPT = "Create a new variation of this image: keep its subject and style, change the composition."
 UPSCALE_PROMPT = "Re-render this image at a higher resolution with finer detail. Change nothing else."
@@ -50,10 +51,14 @@ async def run_generation(batch, *, bot, provider, status_message_id=None, sendin
     pending = None
     if sending_status is not None:
         try:
-            status_message_id, pending = await status.id_within(sending_status, status.GRACE_SECONDS)
+            status_message_id, pending = await status.id_within(
+                bot, batch[0].chat_id, sending_status, status.GRACE_SECONDS
+            )
         except Forbidden as exc:  # the user blocked the bot: no image could reach them either
             await blocked(batch, exc)
             return
+        if pending is not None:  # sent later, if at all: stored for the sweeper then
+            pending.add_done_callback(lambda sent: _note_sent(batch, sent))
     try:
         await _take_and_run(batch, bot, provider, status_message_id, takeover, started)
     finally:
@@ -68,8 +73,16 @@ async def _take_and_run(batch, bot, provider, status_message_id, takeover, start
     taken = [
         generation
         for generation in batch
-        if await sync_to_async(generations.start)(generation, status_message_id, takeover=takeover)
+        if generations.is_mine(generation)
+        or await sync_to_async(generations.start)(generation, status_message_id, takeover=takeover)
     ]
+    if status_message_id and taken and not taken[0].status_message_id:  # running since its request
+        for generation in taken:
+            generation.status_message_id = status_message_id
+        # Stored at once (not awaited: in a burst the ORM's thread is busy), so the sweeper finds it
+        # should this process die.
+        generations.note_status_message(ids, status_message_id)
+        _store_status_messages_now()
     if not taken:
         await _not_taken(bot, ids, status_message_id)
         return
@@ -78,6 +91,27 @@ async def _take_and_run(batch, bot, provider, status_message_id, takeover, start
     except Exception:
         log.exception("generation %s crashed", taken[0].pk)
         await _fail_all(bot, taken, ErrorCode.INTERNAL, "unexpected error")
+
+
+_storing: set[asyncio.Task] = set()
+
+
+async def _store_status_messages():
+    try:
+        await sync_to_async(generations.store_status_messages)()
+    except Exception:  # the database is away: the next round writes them
+        log.warning("status messages not stored", exc_info=True)
+
+
+def _store_status_messages_now():
+    task = asyncio.ensure_future(_store_status_messages())
+    _storing.add(task)
+    task.add_done_callback(_storing.discard)
+
+
+def _note_sent(batch, sent):
+    if not sent.cancelled() and sent.exception() is None:
+        generations.note_status_message([generation.pk for generation in batch], sent.result().message_id)
 
 
 async def blocked(batch, exc):
@@ -120,7 +154,9 @@ async def _run(batch, bot, provider, started):
         return
     key = cache_key(first, image_request)
     if len(batch) == 1 and first.kind not in UNCACHED_KINDS:
-        earlier = await sync_to_async(generations.cached)(key)
+        # Not on the ORM's thread: in a burst it is busy with everyone's requests, and this is a cache read.
+        cached_id = await asyncio.to_thread(generations.cached_id, key)
+        earlier = await sync_to_async(generations.cached)(cached_id) if cached_id else None
         if earlier is not None:
             await _deliver_from_cache(bot, first, earlier, key, started)
             return
@@ -420,8 +456,10 @@ async def deliver_kept(bot, generation, *, reply_to=None):
     return True
 
 
-def leases_held():
-    """While the block runs, renew the leases of the jobs this process runs."""
+@asynccontextmanager
+async def leases_held():
+    """While the block runs, renew the leases of the jobs this process runs, and store their status
+    messages (within a second, all in one statement)."""
 
     async def renew():
         try:
@@ -429,7 +467,9 @@ def leases_held():
         except Exception:  # the database is away: the next renewal tries again
             log.warning("job leases not renewed", exc_info=True)
 
-    return repeating(renew, settings.JOB_LEASE_SECONDS / 6)
+    renewing = repeating(renew, settings.JOB_LEASE_SECONDS / 6)
+    async with renewing, repeating(_store_status_messages, STATUS_STORE_SECONDS):
+        yield
 
 
 async def _remove_status(bot, generation):

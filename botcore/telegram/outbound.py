@@ -251,6 +251,10 @@ class Outbound(BaseRateLimiter[int]):
         if not turn.granted.done():
             turn.granted.set_result(None)
 
+    def status_waiting(self, chat: Any) -> bool:
+        """Whether a status message to `chat` still waits for its turn (others go first)."""
+        return any(turn.chat == chat and turn.priority == Priority.STATUS for turn in self.waiting)
+
     def withdraw_statuses(self, chat: Any) -> None:
         """The status messages to `chat` still waiting are not sent (they end in Dropped)."""
         for stale in [turn for turn in self.waiting if turn.chat == chat and turn.priority == Priority.STATUS]:

@@ -19,8 +19,9 @@ from .outbound import Outbound, Priority
 
 log = logging.getLogger(__name__)
 
-# How long a job waits for its status message before it starts: when the message is out by then, its id
-# is stored with the job, and the sweeper can turn it into an apology should the process die.
+# How long a job waits for its status message before it starts, when the message is on its way: if it is
+# out by then, its id is stored with the job, and the sweeper can turn it into an apology should the
+# process die. One still waiting for its turn (a burst) is not waited for: the image would wait with it.
 GRACE_SECONDS = 0.5
 
 
@@ -43,10 +44,15 @@ def send(message: Message, text: str) -> "asyncio.Future[Message]":
     return asyncio.ensure_future(sent)
 
 
-async def id_within(sending: "asyncio.Future[Message]", seconds: float) -> tuple[int | None, "asyncio.Future | None"]:
+async def id_within(
+    bot, chat_id: int, sending: "asyncio.Future[Message]", seconds: float
+) -> tuple[int | None, "asyncio.Future | None"]:
     """(the status message's id, None) when it went out within `seconds`; (None, `sending`) while it still
     waits; (None, None) when it won't be sent. Forbidden when the user blocked the bot."""
-    await asyncio.wait({sending}, timeout=seconds)
+    await asyncio.sleep(0)  # its call reaches the limiter
+    limiter = getattr(bot, "rate_limiter", None)
+    if not (isinstance(limiter, Outbound) and limiter.status_waiting(chat_id)):
+        await asyncio.wait({sending}, timeout=seconds)
     if not sending.done():
         return None, sending
     try:
