@@ -468,8 +468,12 @@ async def leases_held():
             log.warning("job leases not renewed", exc_info=True)
 
     renewing = repeating(renew, settings.JOB_LEASE_SECONDS / 6)
-    async with renewing, repeating(_store_status_messages, STATUS_STORE_SECONDS):
-        yield
+    try:
+        async with renewing, repeating(_store_status_messages, STATUS_STORE_SECONDS):
+            yield
+    finally:  # what the last jobs noted is written before the process lets its connections go
+        await asyncio.gather(*_storing, return_exceptions=True)
+        await _store_status_messages()
 
 
 async def _remove_status(bot, generation):
