@@ -17,6 +17,7 @@ from botcore import delivery_mode, memory, results
 from botcore.periodic import repeating
 
 from .files import MAX_INPUT_PIXELS
+from .outbound import retry_seconds
 
 log = logging.getLogger(__name__)
 
@@ -116,13 +117,9 @@ async def persistently(send):
                 raise
             wait = share * settings.SEND_RETRY_SECONDS
             if isinstance(exc, RetryAfter):
-                wait = max(wait, _seconds(exc.retry_after))
+                wait = max(wait, retry_seconds(exc.retry_after))
             log.info("result upload failed (%s); trying again in %.1f s", exc, wait)
             await asyncio.sleep(wait)
-
-
-def _seconds(retry_after):
-    return retry_after.total_seconds() if hasattr(retry_after, "total_seconds") else float(retry_after)
 
 
 @dataclass(frozen=True)

@@ -136,7 +136,7 @@ class Outbound(BaseRateLimiter[int]):
         self._seq = itertools.count()
         self._arrived: asyncio.Event | None = None
         self._pump: asyncio.Task | None = None
-        self.sent = self.dropped = self.rate_limited = 0  # what the benchmark and the logs read
+        self.rate_limited = 0  # 429s that came anyway
 
     async def initialize(self) -> None:
         pass
@@ -165,13 +165,12 @@ class Outbound(BaseRateLimiter[int]):
                 result = await callback(*args, **kwargs)
             except RetryAfter as exc:
                 self.rate_limited += 1
-                wait = _seconds(exc.retry_after)
+                wait = retry_seconds(exc.retry_after)
                 self._hold(chat, wait)
                 if attempt == self.retries:
                     raise
                 log.info("Telegram asked to wait %.0f s (%s to %s); trying again", wait, endpoint, chat)
                 continue
-            self.sent += 1
             return result
         raise AssertionError("unreachable")
 
@@ -179,7 +178,6 @@ class Outbound(BaseRateLimiter[int]):
         now = time.monotonic()
         chat = self._bucket(_chat_of(data))
         if self.waiting or self.bot_budget.share(now) < ACTION_HEADROOM or (chat is not None and chat.wait(now)):
-            self.dropped += 1
             return True  # what Telegram answers to a chat action
         self.bot_budget.take()
         return await callback(*args, **kwargs)
@@ -251,18 +249,20 @@ class Outbound(BaseRateLimiter[int]):
         if not turn.granted.done():
             turn.granted.set_result(None)
 
+    def _statuses_to(self, chat: Any) -> list[_Turn]:
+        return [turn for turn in self.waiting if turn.chat == chat and turn.priority == Priority.STATUS]
+
     def status_waiting(self, chat: Any) -> bool:
         """Whether a status message to `chat` still waits for its turn (others go first)."""
-        return any(turn.chat == chat and turn.priority == Priority.STATUS for turn in self.waiting)
+        return bool(self._statuses_to(chat))
 
     def withdraw_statuses(self, chat: Any) -> None:
         """The status messages to `chat` still waiting are not sent (they end in Dropped)."""
-        for stale in [turn for turn in self.waiting if turn.chat == chat and turn.priority == Priority.STATUS]:
+        for stale in self._statuses_to(chat):
             self._drop(stale)
 
     def _drop(self, turn: _Turn) -> None:
         self.waiting.remove(turn)
-        self.dropped += 1
         if not turn.granted.done():
             turn.granted.set_exception(Dropped())
 
@@ -305,5 +305,6 @@ def _default_priority(endpoint: str) -> Priority:
     return Priority.RESULT if endpoint in RESULT_METHODS else Priority.ANSWER
 
 
-def _seconds(retry_after: Any) -> float:
+def retry_seconds(retry_after: Any) -> float:
+    """A RetryAfter's wait in seconds: PTB gives an int, or a timedelta with PTB_TIMEDELTA set."""
     return retry_after.total_seconds() if hasattr(retry_after, "total_seconds") else float(retry_after)

@@ -50,8 +50,8 @@ async def id_within(
     """(the status message's id, None) when it went out within `seconds`; (None, `sending`) while it still
     waits; (None, None) when it won't be sent. Forbidden when the user blocked the bot."""
     await asyncio.sleep(0)  # its call reaches the limiter
-    limiter = getattr(bot, "rate_limiter", None)
-    if not (isinstance(limiter, Outbound) and limiter.status_waiting(chat_id)):
+    limiter = _limiter(bot)
+    if not (limiter and limiter.status_waiting(chat_id)):
         await asyncio.wait({sending}, timeout=seconds)
     if not sending.done():
         return None, sending
@@ -62,6 +62,11 @@ async def id_within(
     except TelegramError as exc:  # a passing fault, or dropped: the image matters, the status message doesn't
         log.info("status message not sent: %s", exc)
         return None, None
+
+
+def _limiter(bot) -> Outbound | None:
+    limiter = getattr(bot, "rate_limiter", None)
+    return limiter if isinstance(limiter, Outbound) else None
 
 
 _showing: set[asyncio.Task] = set()  # edits on their way: referenced until done
@@ -85,8 +90,8 @@ def show(bot, chat_id: int, message_id: int, text: str) -> None:
 async def settle(bot, chat_id: int, sending: "asyncio.Future[Message]") -> None:
     """After a job's last word: a status message still waiting is never sent, one that went out
     meanwhile is removed."""
-    limiter = getattr(bot, "rate_limiter", None)
-    if isinstance(limiter, Outbound):
+    limiter = _limiter(bot)
+    if limiter:
         limiter.withdraw_statuses(chat_id)
     try:
         message = await sending

@@ -7,7 +7,7 @@ from contextlib import suppress
 from datetime import timedelta
 
 from asgiref.sync import sync_to_async
-from django.db import IntegrityError, connection
+from django.db import connection
 from django.utils import timezone
 from telegram import Chat, Update
 from telegram.constants import ChatType
@@ -143,12 +143,7 @@ def first_time(bot_id, update_id):
     """Record the bot's `update_id` as taken; False when it was taken before (here or elsewhere).
 
     The first query of each update: on a connection that works (one trip to the ORM's thread)."""
-    connections.make_usable()
-    try:
-        ProcessedUpdate.objects.create(bot_id=bot_id, update_id=update_id)
-    except IntegrityError:
-        return False
-    return True
+    return update_id in take(bot_id, [update_id])
 
 
 def take(bot_id, update_ids):
