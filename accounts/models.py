@@ -102,13 +102,16 @@ class BannedKeyword(models.Model):
 
 
 class QuotaUsage(models.Model):
-    """Images a user has had (used) and has in flight (reserved) on one quota day."""
+    """Images a user has had (used) and has in flight (reserved) on one quota day, with the jobs still
+    open and the last request: the tier's daily limit, jobs at once and cooldown are checked here."""
 
     user = models.ForeignKey(TelegramUser, on_delete=models.CASCADE, related_name="quota_days")
     day = models.DateField()
     used = models.PositiveIntegerField(default=0)
     reserved = models.PositiveIntegerField(default=0)
     granted = models.PositiveIntegerField(default=0, help_text="Extra images staff granted for this day.")
+    open_jobs = models.PositiveIntegerField(default=0, help_text="This day's jobs not over yet; a batch is one.")
+    last_request_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["user", "day"], name="one_usage_row_per_user_day")]

@@ -14,14 +14,14 @@ import threading
 import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
 from django.conf import settings
 from django.core.cache import cache
 from django.db import transaction
-from django.db.models import Case, Count, F, Max, Q, Value, When
+from django.db.models import Case, F, Max, Q, Value, When
 from django.utils import timezone
 
 from accounts import days, moderation, quota
@@ -302,36 +302,12 @@ def _queue(
     if not user.tier.allows(resolution):
         raise Refusal(ErrorCode.RESOLUTION, resolution=resolution, maximum=user.tier.max_resolution)
     with transaction.atomic():
-        # The reservation comes first: its UPDATE locks the user's quota row until commit, so the
-        # same user's parallel messages pass the checks below one at a time, each seeing the others'.
-        # A refusal below rolls the reservation back with the rest.
+        # The reservation checks the tier's rules and locks the user's quota row until commit, so the
+        # same user's parallel messages are decided one at a time, each seeing the others'.
         # One moment: the quota day charged is the day the generation is logged on, even at midnight.
         now = timezone.now()
         day = days.today(now)
-        if not quota.reserve(user, day, count):
-            if count > 1 and (left := quota.remaining(user, day)):
-                raise Refusal(ErrorCode.QUOTA_FOR_BATCH, count=count, remaining=left)
-            raise Refusal(ErrorCode.QUOTA, limit=user.tier.daily_limit)
-        tier = user.tier
-        # Open generations older than the stale limit are expired, so this window sees all that count.
-        window = timedelta(seconds=max(settings.STALE_GENERATION_SECONDS, tier.cooldown_seconds))
-        open_jobs = Q(status__in=Generation.OPEN)
-        stats = (
-            Generation.objects.filter(user=user, created_at__gte=now - window)
-            .exclude(status=Generation.Status.REFUSED)
-            .aggregate(
-                last=Max("created_at"),
-                # A batch is one job, however many images it makes.
-                open=Count("pk", filter=open_jobs & Q(batch_key="")),
-                open_batches=Count("batch_key", filter=open_jobs & ~Q(batch_key=""), distinct=True),
-            )
-        )
-        if stats["open"] + stats["open_batches"] >= tier.max_concurrent_jobs:
-            raise Refusal(ErrorCode.BUSY, limit=tier.max_concurrent_jobs)
-        if tier.cooldown_seconds and stats["last"]:
-            wait = stats["last"] + timedelta(seconds=tier.cooldown_seconds) - now
-            if wait > timedelta(0):
-                raise Refusal(ErrorCode.COOLDOWN, seconds=int(wait.total_seconds()) + 1)
+        _reserve(user, day, count, now)
         batch_key = uuid.uuid4().hex if count > 1 else ""
         # A job this process runs at once is made running, leased to it: no second statement to start it.
         running = {"status": Generation.Status.RUNNING, "started_at": now, "runner": runner(), "attempts": 1}
@@ -340,6 +316,24 @@ def _queue(
             Generation.objects.create(**log_fields, quota_day=day, created_at=now, batch_key=batch_key, **lease)
             for _ in range(count)
         ]
+
+
+def _reserve(user: TelegramUser, day: date, count: int, now: datetime) -> None:
+    """Reserve one job of `count` images for `user`, or Refusal naming the rule of their tier that refuses."""
+    for _ in range(2):  # a rule that refused may pass a moment later, when one of the user's jobs ends
+        if quota.reserve(user, day, count, now):
+            return
+        short = quota.shortfall(user, day, count, now)
+        if short is None:
+            continue
+        if short.rule == "quota":
+            if count > 1 and short.remaining:
+                raise Refusal(ErrorCode.QUOTA_FOR_BATCH, count=count, remaining=short.remaining)
+            raise Refusal(ErrorCode.QUOTA, limit=user.tier.daily_limit)
+        if short.rule == "cooldown":
+            raise Refusal(ErrorCode.COOLDOWN, seconds=short.seconds)
+        break
+    raise Refusal(ErrorCode.BUSY, limit=user.tier.max_concurrent_jobs)
 
 
 def cancel_queued(telegram_id: int) -> list[Generation]:
@@ -457,10 +451,16 @@ def finish(generation: Generation, status: str, charge: bool = True, **fields: A
             transaction.on_commit(lambda: cache.set(_cache_entry(key), pk, settings.RESULT_CACHE_SECONDS))
         if generation.quota_day is None:  # nothing was reserved for it: it was not queued by _queue
             return True
+        # A batch's job is over with its last image, whichever that is: the quota row's lock, taken by
+        # each image's commit or release, lets them look at the others one at a time.
+        ends_job = not generation.batch_key
         if status == Generation.Status.DELIVERED and charge:
-            quota.commit(generation.user_id, generation.quota_day)
+            quota.commit(generation.user_id, generation.quota_day, ends_job=ends_job)
         else:
-            quota.release(generation.user_id, generation.quota_day)
+            quota.release(generation.user_id, generation.quota_day, ends_job=ends_job)
+        open_in_batch = Generation.objects.filter(batch_key=generation.batch_key, status__in=Generation.OPEN)
+        if not ends_job and not open_in_batch.exists():
+            quota.end_job(generation.user_id, generation.quota_day)
     return True
 
 

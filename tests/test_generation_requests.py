@@ -6,6 +6,7 @@ from decimal import Decimal
 import pytest
 from django.utils import timezone
 
+from accounts import days
 from accounts.models import QuotaUsage, Tier
 from botcore import generations
 from botcore.models import Generation
@@ -14,9 +15,12 @@ from tests.factories import BanFactory, KeywordFactory, TierFactory, UserFactory
 pytestmark = pytest.mark.django_db
 
 
+def identity_of(user):
+    return generations.Identity(telegram_id=user.telegram_id, username=user.username, language_code="en")
+
+
 def ask(user, prompt="a lighthouse at dawn", **kwargs):
-    identity = generations.Identity(telegram_id=user.telegram_id, username=user.username, language_code="en")
-    (generation,) = generations.request(identity=identity, chat_id=user.telegram_id, prompt=prompt, **kwargs)
+    (generation,) = generations.request(identity=identity_of(user), chat_id=user.telegram_id, prompt=prompt, **kwargs)
     return generation
 
 
@@ -87,6 +91,30 @@ def test_cooldown_between_requests():
         ask(user)
     assert refused.value.code == "cooldown"
     assert 0 < refused.value.params["seconds"] <= 30
+
+
+def test_a_batch_is_one_job_until_its_last_image_is_done():
+    user = UserFactory(tier=TierFactory(max_concurrent_jobs=1))
+    first, second = generations.request(identity=identity_of(user), chat_id=user.telegram_id, prompt="a cat", count=2)
+    generations.finish(first, Generation.Status.DELIVERED)
+    assert refusal_code(user) == "busy"
+    generations.finish(second, Generation.Status.FAILED)
+    assert ask(user).status == Generation.Status.QUEUED
+
+
+def test_a_job_from_just_before_midnight_still_counts_just_after_it(monkeypatch):
+    user = UserFactory(tier=TierFactory(max_concurrent_jobs=1, cooldown_seconds=60))
+    midnight = days.start_of(days.today())
+    monkeypatch.setattr(timezone, "now", lambda: midnight - timedelta(seconds=10))
+    late = ask(user)
+    monkeypatch.setattr(timezone, "now", lambda: midnight + timedelta(seconds=10))
+    assert refusal_code(user) == "busy"
+    generations.finish(late, Generation.Status.DELIVERED)
+    with pytest.raises(generations.Refusal) as refused:
+        ask(user)
+    assert (refused.value.code, refused.value.params["seconds"]) == ("cooldown", 41)
+    monkeypatch.setattr(timezone, "now", lambda: midnight + timedelta(seconds=51))
+    assert ask(user).quota_day == days.today(midnight)
 
 
 @pytest.mark.parametrize("prompt, code", [("hi", "prompt_too_short"), ("x" * 4001, "prompt_too_long")])

@@ -22,7 +22,7 @@ def identity_of(user):
 
 @pytest.mark.django_db
 def test_reserve_commit_release_keep_the_count():
-    user = UserFactory(tier=TierFactory(daily_limit=2))
+    user = UserFactory(tier=TierFactory(daily_limit=2, max_concurrent_jobs=5))
     assert quota.reserve(user, DAY)
     assert quota.reserve(user, DAY)
     assert not quota.reserve(user, DAY)  # both units are in flight
@@ -47,7 +47,7 @@ def test_release_and_commit_never_go_below_zero():
 
 @pytest.mark.django_db
 def test_unlimited_tier_is_never_refused():
-    user = UserFactory(tier=TierFactory(daily_limit=None))
+    user = UserFactory(tier=TierFactory(daily_limit=None, max_concurrent_jobs=100))
     assert all(quota.reserve(user, DAY) for _ in range(100))
     assert quota.remaining(user, DAY) is None
 
@@ -82,7 +82,7 @@ def race(workers, work):
 
 @pytest.mark.django_db(transaction=True)
 def test_simultaneous_reservations_never_take_more_than_the_limit():
-    user = UserFactory(tier=TierFactory(daily_limit=3))
+    user = UserFactory(tier=TierFactory(daily_limit=3, max_concurrent_jobs=50))
     granted = race(16, lambda: quota.reserve(user, DAY))
     assert granted.count(True) == 3
     assert QuotaUsage.objects.get(user=user, day=DAY).reserved == 3

@@ -1,6 +1,8 @@
 """The Bot API transport under network trouble: errors PTB understands, and never the token."""
 
+import asyncio
 import socket
+from urllib.parse import urlsplit
 
 import pytest
 from telegram import Bot
@@ -49,3 +51,51 @@ async def test_a_bot_api_that_never_answers_times_out():
         with pytest.raises(TimedOut):
             async with bot_at(f"http://127.0.0.1:{port}/bot", read_timeout=0.3, write_timeout=0.2) as bot:
                 await bot.send_message(42, "hello")
+
+
+class ForwardProxy:
+    """An HTTP proxy on 127.0.0.1 that relays each request to its target and remembers its request line."""
+
+    def __init__(self):
+        self.requests = []
+
+    async def __aenter__(self):
+        self.server = await asyncio.start_server(self._relay, "127.0.0.1", 0)
+        self.url = f"http://127.0.0.1:{self.server.sockets[0].getsockname()[1]}"
+        return self
+
+    async def __aexit__(self, *exc):
+        self.server.close()
+
+    async def _relay(self, reader, writer):
+        while head := await reader.readuntil(b"\r\n\r\n") if not reader.at_eof() else b"":
+            method, target, version = head.split(b"\r\n", 1)[0].decode().split(" ")
+            self.requests.append(f"{method} {target}")
+            headers = [line for line in head.split(b"\r\n")[1:] if line]
+            length = next((int(h.split(b":")[1]) for h in headers if h.lower().startswith(b"content-length:")), 0)
+            body = await reader.readexactly(length)
+            url = urlsplit(target)
+            upstream_reader, upstream_writer = await asyncio.open_connection(url.hostname, url.port)
+            headers = [h for h in headers if not h.lower().startswith(b"connection:")] + [b"Connection: close"]
+            upstream_writer.write(b"\r\n".join([f"{method} {url.path} {version}".encode(), *headers, b"", b""]) + body)
+            writer.write(await upstream_reader.read())  # the answer says Connection: close, so the client reconnects
+            await writer.drain()
+            upstream_writer.close()
+        writer.close()
+
+
+async def test_behind_a_proxy_calls_go_through_it_unless_the_host_is_exempted(tg, monkeypatch):
+    for name in ("NO_PROXY", "no_proxy", "HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    async with ForwardProxy() as proxy:
+        monkeypatch.setenv("HTTP_PROXY", proxy.url)
+        async with bot_at(tg.base_url) as bot:
+            await bot.send_message(42, "through the proxy")
+        assert tg.chat(42)[-1]["text"] == "through the proxy"
+        assert proxy.requests == [f"POST {tg.base_url}{BOT_TOKEN}/{method}" for method in ("getMe", "sendMessage")]
+
+        monkeypatch.setenv("NO_PROXY", "127.0.0.1")
+        async with bot_at(tg.base_url) as bot:
+            await bot.send_message(42, "straight there")
+        assert tg.chat(42)[-1]["text"] == "straight there"
+        assert len(proxy.requests) == 2

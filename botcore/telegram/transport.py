@@ -9,9 +9,11 @@ semantics and maps errors the same way (TimedOut, NetworkError), so everything a
 import re
 
 import aiohttp
+from aiohttp.helpers import get_env_proxy_for_url
 from telegram._utils.defaultvalue import DefaultValue
 from telegram.error import NetworkError, TimedOut
 from telegram.request import BaseRequest
+from yarl import URL
 
 # Bot API URLs carry the token (…/bot<token>/method, …/file/bot<token>/path); errors must not.
 _TOKEN_IN_URL = re.compile(r"/bot[^/\s]+")
@@ -39,7 +41,7 @@ def bot_request(pool_size=256):
 
 
 class AiohttpRequest(BaseRequest):
-    __slots__ = ("_session", "_pool_size", "_timeouts", "_media_write_timeout")
+    __slots__ = ("_session", "_pool_size", "_timeouts", "_media_write_timeout", "_proxies")
 
     def __init__(
         self,
@@ -59,6 +61,7 @@ class AiohttpRequest(BaseRequest):
             "pool": pool_timeout,
         }
         self._media_write_timeout = media_write_timeout
+        self._proxies = {}  # scheme://host -> (proxy, proxy auth) from the environment, or (None, None)
 
     @property
     def read_timeout(self):
@@ -66,8 +69,10 @@ class AiohttpRequest(BaseRequest):
 
     async def initialize(self):
         if self._session is None or self._session.closed:
-            # trust_env: honour HTTPS_PROXY and friends, as PTB's httpx transport does.
-            self._session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=self._pool_size), trust_env=True)
+            # HTTPS_PROXY and friends are honoured, as PTB's httpx transport does, but looked up once per
+            # host (_proxy_for), not by aiohttp's trust_env on every call (environment, proxy bypass, .netrc).
+            self._session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=self._pool_size))
+            self._proxies.clear()
 
     async def shutdown(self):
         if self._session is not None and not self._session.closed:
@@ -97,6 +102,7 @@ class AiohttpRequest(BaseRequest):
             # aiohttp has no write timeout: the read clock also runs while the body is sent.
             sock_read=_total(timeouts["write"], timeouts["read"]),
         )
+        proxy, proxy_auth = self._proxy_for(url)
         try:
             async with self._session.request(
                 method,
@@ -104,12 +110,23 @@ class AiohttpRequest(BaseRequest):
                 data=_multipart(fields, files) if files else fields,
                 headers={"User-Agent": self.USER_AGENT},
                 timeout=timeout,
+                proxy=proxy,
+                proxy_auth=proxy_auth,
             ) as response:
                 return response.status, await response.read()
         except TimeoutError as exc:  # aiohttp's timeouts all derive from it
             raise TimedOut(redact(str(exc)) or None) from None
         except aiohttp.ClientError as exc:
             raise NetworkError(f"aiohttp.{type(exc).__name__}: {redact(str(exc))}") from None
+
+    def _proxy_for(self, url):
+        origin = "/".join(url.split("/", 3)[:3])
+        if origin not in self._proxies:
+            try:
+                self._proxies[origin] = get_env_proxy_for_url(URL(url))
+            except LookupError:  # no proxy for this host
+                self._proxies[origin] = (None, None)
+        return self._proxies[origin]
 
 
 def _multipart(fields, files):
