@@ -65,10 +65,15 @@ def reset_data():
 
 def make_users(count, *, first_id, tier):
     TelegramUser.objects.bulk_create(
-        TelegramUser(telegram_id=first_id + i, username=f"bench{i}", first_name="Bench", language_code="en", tier=tier)
-        for i in range(count)
+        TelegramUser(telegram_id=telegram_id, **profile(telegram_id), language_code="en", tier=tier)
+        for telegram_id in range(first_id, first_id + count)
     )
     return list(range(first_id, first_id + count))
+
+
+def profile(telegram_id):
+    """The names a bench user has in Telegram (what their messages carry) and so in the database."""
+    return {"username": f"bench{telegram_id}", "first_name": "Bench"}
 
 
 def bench_tier(name, **fields):

@@ -16,7 +16,7 @@ from tests.fakes import FakeGemini, FakeTelegram
 from tests.fakes.images import png_bomb
 from tests.fakes.processes import BOT_TOKEN, GEMINI_KEY
 
-from .harness import bench_tier, bot_process, finished, make_users, reset_data
+from .harness import bench_tier, bot_process, finished, make_users, profile, reset_data
 
 TELEGRAM_MESSAGES_PER_SECOND = 30
 
@@ -54,7 +54,7 @@ async def _burst_of(module, users, latency):
             before = await bot.stats()
             started = time.monotonic()
             for user_id in user_ids:
-                tg.push_text(user_id, f"a portrait of visitor {user_id}")
+                tg.push_text(user_id, f"a portrait of visitor {user_id}", **profile(user_id))
             served = await _photos_in_every_chat(tg, user_ids, timeout=600)
             after = await bot.stats()
     last_photo = max((call.at for call in served), default=started)
@@ -96,7 +96,7 @@ async def overhead(generations_count=500, concurrency=1, returning=False):
             deadline = started + 600
             while (done := len(delivered_photos(tg))) < generations_count and time.monotonic() < deadline:
                 while pushed < generations_count and pushed - done < concurrency:
-                    tg.push_text(user_ids[pushed], f"an instant picture {pushed}")
+                    tg.push_text(user_ids[pushed], f"an instant picture {pushed}", **profile(user_ids[pushed]))
                     pushed += 1
                 await asyncio.sleep(0.002)
             statuses = await finished(generations_count, timeout=120)
@@ -179,7 +179,7 @@ async def memory(jobs=50, noise=0.25):
         async with bot_process(tg, gemini) as bot:
             before = await bot.stats()
             for user_id in user_ids:
-                tg.push_text(user_id, f"/hd a detailed city map {user_id}")
+                tg.push_text(user_id, f"/hd a detailed city map {user_id}", **profile(user_id))
             statuses = await finished(jobs, timeout=600)
             after = await bot.stats()
     sizes = [len(call.files["document"].data) for call in tg.calls_of("sendDocument") if call.status == 200]
