@@ -269,7 +269,8 @@ async def _deliver(bot, made, key, started):
     caption = texts.caption(first.prompt, first.resolution, first.aspect_ratio)
     for generation, result in made:
         try:
-            generation.original = await sync_to_async(results.keep)(generation, result.file, result.mime_type)
+            # A file write, not a query: kept off the ORM's thread, which a burst keeps busy.
+            generation.original = await asyncio.to_thread(results.keep, generation, result.file, result.mime_type)
         except OSError as exc:  # the user still gets the image; only the Original button and the dashboard lose it
             log.warning("result of generation %s not kept: %s", generation.pk, exc)
     try:
