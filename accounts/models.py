@@ -1,6 +1,6 @@
 import hashlib
 from datetime import datetime
-from typing import Self
+from typing import Any, Self
 
 from django.conf import settings
 from django.db import models
@@ -53,6 +53,8 @@ class TelegramUser(models.Model):
     resolution = models.CharField(max_length=2, choices=Resolution.choices, default=Resolution.R2K)
     aspect_ratio = models.CharField(max_length=5, default="1:1")
     is_active = models.BooleanField(default=True, help_text="False once the user has blocked the bot.")
+    # Most users are never banned: their bans are looked up only once they have had one.
+    ever_banned = models.BooleanField(default=False, editable=False)
     created_at = models.DateTimeField(auto_now_add=True)
     last_seen_at = models.DateTimeField(default=timezone.now)
 
@@ -83,6 +85,13 @@ class Ban(models.Model):
 
     class Meta:
         indexes = [models.Index(fields=["user", "lifted_at"])]
+
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        super().save(*args, **kwargs)
+        # Never cleared (a ban ending needs no write): it only says whether there are bans to look at.
+        TelegramUser.objects.filter(pk=self.user_id, ever_banned=False).update(ever_banned=True)
+        if Ban.user.is_cached(self):
+            self.user.ever_banned = True
 
     def __str__(self) -> str:
         return f"{self.user}: {self.reason}"

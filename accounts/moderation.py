@@ -137,6 +137,6 @@ def keyword_match(prompt: str) -> tuple[str | None, str]:
 
 
 def active_ban(user: TelegramUser) -> Ban | None:
-    if getattr(user, "banned", None) is False:  # loaded by users.user_touch, which asked already
+    if not user.ever_banned:  # most users: no query
         return None
     return Ban.objects.active().filter(user=user).order_by("-created_at").first()

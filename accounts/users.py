@@ -2,10 +2,10 @@ from datetime import timedelta
 from typing import Any, TypeVar, cast
 
 from django.db import IntegrityError
-from django.db.models import Exists, Field, OuterRef, Q, QuerySet
+from django.db.models import Field, Q, QuerySet
 from django.utils import timezone
 
-from .models import Ban, TelegramUser, Tier
+from .models import TelegramUser, Tier
 
 MAX_TELEGRAM_ID = 2**63 - 1  # a BigIntegerField; a longer number can't be anyone's id
 # last_seen_at is refreshed at most this often, so a chatty user doesn't cost a write per message.
@@ -30,11 +30,7 @@ def user_touch(
         for field, value in (("username", username), ("first_name", first_name), ("language_code", language_code))
     }
     now = timezone.now()
-    # Whether they are banned comes in the same query: moderation.active_ban asks no more of a user who isn't.
-    banned = Exists(Ban.objects.active(now).filter(user=OuterRef("pk")))
-    user: TelegramUser | None = (
-        TelegramUser.objects.select_related("tier").annotate(banned=banned).filter(telegram_id=telegram_id).first()
-    )
+    user: TelegramUser | None = TelegramUser.objects.select_related("tier").filter(telegram_id=telegram_id).first()
     if user is None:
         try:
             return TelegramUser.objects.create(telegram_id=telegram_id, tier=default_tier(), **profile)

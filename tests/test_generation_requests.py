@@ -57,6 +57,15 @@ def test_banned_user_is_refused_with_the_reason():
     assert not Generation.objects.exists()
 
 
+def test_a_ban_added_in_djangos_admin_refuses_the_next_request(admin_client):
+    user = UserFactory()
+    ask(user)  # a user the bot knows, never banned
+    now = timezone.localtime()
+    added = {"user": user.pk, "reason": "abuse", "created_at_0": f"{now:%Y-%m-%d}", "created_at_1": f"{now:%H:%M:%S}"}
+    assert admin_client.post("/admin/accounts/ban/add/", added).status_code == 302
+    assert refusal_code(user) == "banned"
+
+
 def test_banned_keyword_is_refused_and_logged_without_charging():
     KeywordFactory(phrase="forbidden")
     user = UserFactory()
