@@ -9,12 +9,19 @@ import json
 import logging
 
 from django.conf import settings
-from django.http import HttpResponse, HttpResponseBadRequest, HttpResponseForbidden, HttpResponseNotFound
+from django.http import (
+    HttpResponse,
+    HttpResponseBadRequest,
+    HttpResponseForbidden,
+    HttpResponseNotFound,
+    JsonResponse,
+)
 from django.utils.crypto import constant_time_compare
 from django.views.decorators.csrf import csrf_exempt
-from django.views.decorators.http import require_POST
+from django.views.decorators.http import require_GET, require_POST
 from telegram.error import InvalidToken
 
+from . import health
 from .telegram import application as bot_application
 from .telegram import updates
 
@@ -66,3 +73,14 @@ async def webhook(request):
         # Queued, not processed here: Telegram gets its 200 at once and the bot handles updates concurrently.
         await application.update_queue.put(update)
     return HttpResponse()
+
+
+@require_GET
+def healthz(request):
+    """200 when the database, the cache and the broker (if any) answer; 503 naming those that don't."""
+    report = health.checks()
+    return JsonResponse(
+        {"status": "ok" if health.is_healthy(report) else "down", "checks": report},
+        status=200 if health.is_healthy(report) else 503,
+        headers={"Cache-Control": "no-store"},
+    )

@@ -188,6 +188,7 @@ _proxy_ssl_header = envstr("SECURE_PROXY_SSL_HEADER", "")
 if _proxy_ssl_header:
     SECURE_PROXY_SSL_HEADER = ("HTTP_" + _proxy_ssl_header.upper().replace("-", "_"), "https")
 SECURE_SSL_REDIRECT = envbool("SECURE_SSL_REDIRECT", False)
+SECURE_REDIRECT_EXEMPT = [r"^healthz$"]  # probes ask over plain HTTP from inside the network
 SESSION_COOKIE_SECURE = envbool("SESSION_COOKIE_SECURE", False)
 CSRF_COOKIE_SECURE = envbool("CSRF_COOKIE_SECURE", False)
 SECURE_HSTS_SECONDS = envint("SECURE_HSTS_SECONDS", 0)

@@ -2,7 +2,7 @@ from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
-from botcore.views import webhook
+from botcore.views import healthz, webhook
 from nanobot_site.api import api
 
 urlpatterns = [
@@ -12,4 +12,5 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("api/", api.urls),
     path("telegram/webhook/", webhook, name="telegram-webhook"),
+    path("healthz", healthz, name="healthz"),
 ]
