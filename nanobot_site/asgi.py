@@ -1,6 +1,10 @@
 import os
 
+from django.conf import settings
 from django.core.asgi import get_asgi_application
+from servestatic import ServeStaticASGI
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "nanobot_site.settings")
-application = get_asgi_application()
+# /static/ as collected into STATIC_ROOT, served before Django sees the request, so a container needs no
+# proxy for the dashboard's stylesheet; a proxy in front may serve them itself instead (docs/deploy.md).
+application = ServeStaticASGI(get_asgi_application(), root=settings.STATIC_ROOT, prefix=settings.STATIC_URL)

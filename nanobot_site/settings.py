@@ -218,7 +218,8 @@ USE_TZ = True
 
 STATIC_URL = "static/"
 STATICFILES_DIRS = [BASE_DIR / "static"]
-STATIC_ROOT = BASE_DIR / "staticfiles"
+# Where collectstatic puts them; the ASGI application (asgi.py) serves them from there.
+STATIC_ROOT = Path(envstr("STATIC_ROOT", str(BASE_DIR / "staticfiles")))
 
 # Telegram. The token is appended to both base URLs, as python-telegram-bot does, so a
 # self-hosted Bot API server, a relay or a test fake can stand in for api.telegram.org.

@@ -1,6 +1,8 @@
 import asyncio
 import importlib
+import os
 import shutil
+import socket
 
 import pytest
 from asgiref.sync import sync_to_async
@@ -29,6 +31,17 @@ def fresh_cache():
     providers._breakers.clear()  # a provider that failed in one test is not down in the next
     yield
     translation.deactivate()  # a request in Chinese leaves its language active on this thread
+
+
+@pytest.fixture
+def redis_server():
+    """Redis on 127.0.0.1:6379, which .ci/run starts: without it a test fails in CI and is skipped elsewhere."""
+    try:
+        socket.create_connection(("127.0.0.1", 6379), timeout=1).close()
+    except OSError:
+        if os.environ.get("CI"):
+            pytest.fail("Redis is not running on 127.0.0.1:6379; .ci/run should have started it")
+        pytest.skip("needs Redis on 127.0.0.1:6379")
 
 
 @pytest.fixture

@@ -4,7 +4,6 @@ was killed is brought again by the broker and finished once, never twice."""
 import asyncio
 import os
 import signal
-import socket
 import subprocess
 import sys
 import uuid
@@ -21,19 +20,10 @@ from tests.fakes.processes import process_env
 from tests.test_bot_generation import ALICE, texts_in, usage_of
 
 ROOT = Path(__file__).resolve().parent.parent
-REDIS = ("127.0.0.1", 6379)
 BROKER_URL = "redis://127.0.0.1:6379/15"
 DEAD_BROKER_URL = "redis://127.0.0.1:1/0"  # nothing listens on port 1
 QUEUE = f"nanobot-test-{uuid.uuid4().hex[:8]}"
 LEASE = 5  # JOB_LEASE_SECONDS of the worker and the bot: a dead worker's job is taken over this soon
-
-
-def redis_is_up():
-    try:
-        socket.create_connection(REDIS, timeout=1).close()
-        return True
-    except OSError:
-        return False
 
 
 def use_broker(url, queue):
@@ -55,11 +45,7 @@ def celery_broker(url):
 
 
 @pytest.fixture
-def broker():
-    if not redis_is_up():
-        if os.environ.get("CI"):
-            pytest.fail("Redis is not running on 127.0.0.1:6379; .ci/run should have started it")
-        pytest.skip("needs Redis on 127.0.0.1:6379")
+def broker(redis_server):
     with celery_broker(BROKER_URL) as url:
         yield url
 
