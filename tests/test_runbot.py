@@ -1,6 +1,7 @@
 """`python manage.py runbot` itself: polls, answers, and stops cleanly on Ctrl+C; waits for Telegram to come
 up, and says in one line, without the token, why it can't start."""
 
+import json
 import signal
 import socket
 import subprocess
@@ -92,3 +93,28 @@ def test_runbot_keeps_trying_an_unreachable_bot_api_one_line_a_try(tg, gemini):
     lines = output.splitlines()
     assert process.returncode == 0 and len(lines) >= 2, output  # tried again after 1 s, and after 2 more
     assert all("Telegram could not be reached (aiohttp.ClientConnectorError" in line for line in lines), output
+
+
+async def test_with_log_format_json_each_line_is_an_object_and_a_jobs_lines_name_its_generation(
+    default_tiers, tg, gemini
+):
+    gemini.enqueue("http_error", status=503)  # the job logs its retry
+    process = subprocess.Popen(
+        [sys.executable, "manage.py", "runbot"],
+        cwd=ROOT,
+        env={**process_env(tg, gemini, LOG_FORMAT="json", LOG_LEVEL="INFO"), "PYTHONUNBUFFERED": "1"},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        tg.push_text(801, "a snowy village at night")
+        [generation] = await settled(1, timeout=30)
+    finally:
+        process.send_signal(signal.SIGINT)
+        log = process.communicate(timeout=30)[1]
+    lines = [json.loads(line) for line in log.splitlines()]
+    assert lines and all({"time", "level", "logger", "message"} <= set(line) for line in lines)
+    [retry] = [line for line in lines if "retry" in line["message"]]
+    assert (retry["level"], retry["generation_id"]) == ("WARNING", generation.pk)
+    assert not any("generation_id" in line for line in lines if line["logger"] == "telegram.ext.Application")

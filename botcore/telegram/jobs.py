@@ -20,7 +20,7 @@ from telegram.constants import ParseMode
 from telegram.error import Forbidden, InvalidToken, TelegramError
 from telegram.ext import ExtBot
 
-from botcore import connections, generations, results, upstream
+from botcore import connections, generations, logs, results, upstream
 from botcore.errors import ErrorCode
 from botcore.models import Generation
 from botcore.periodic import repeating
@@ -47,6 +47,11 @@ async def run_generation(batch, *, bot, provider, status_message_id=None, sendin
     `takeover` is for a job its Celery message brought again (the worker running it died): a job
     still leased to a live process is left to it, one whose lease ran out is run here.
     """
+    with logs.job(batch[0].pk):
+        await _run_generation(batch, bot, provider, status_message_id, sending_status, takeover)
+
+
+async def _run_generation(batch, bot, provider, status_message_id, sending_status, takeover):
     started = time.monotonic()
     pending = None
     if sending_status is not None:
