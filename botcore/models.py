@@ -110,6 +110,23 @@ class ProcessedUpdate(models.Model):
         return f"{self.bot_id}/{self.update_id}"
 
 
+class Heartbeat(models.Model):
+    """A process serving the bot (the bot itself, polling or behind the webhook, or a Celery worker)
+    saying it is alive: written every heartbeats.EVERY_SECONDS, read by heartbeats.processes()."""
+
+    class Kind(models.TextChoices):
+        BOT = "bot", _("Bot")
+        WORKER = "worker", _("Worker")
+
+    name = models.CharField(max_length=200, unique=True)  # host:pid:random, as it names the jobs it runs
+    kind = models.CharField(max_length=10, choices=Kind.choices)
+    started_at = models.DateTimeField()
+    beat_at = models.DateTimeField()
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.name}"
+
+
 class DaySummary(models.Model):
     """The generations of one closed day (in TIME_ZONE), summed by what reports group on.
 

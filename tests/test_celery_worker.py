@@ -13,11 +13,13 @@ from pathlib import Path
 import pytest
 from asgiref.sync import sync_to_async
 
+from botcore import generations
 from botcore.models import Generation
 from nanobot_site.celery import app as celery_app
 from tests.conftest import settled
 from tests.fakes.processes import process_env
 from tests.test_bot_generation import ALICE, texts_in, usage_of
+from tests.test_heartbeats import listed
 
 ROOT = Path(__file__).resolve().parent.parent
 BROKER_URL = "redis://127.0.0.1:6379/15"
@@ -140,3 +142,8 @@ async def test_a_job_whose_worker_was_killed_is_finished_once_by_the_next(prefor
     assert await sync_to_async(usage_of)(ALICE) == (1, 0)
     await tg.wait_for(lambda t: not any("Creating your image" in text for text in texts_in(t, ALICE)))
     assert await Generation.objects.acount() == 1
+
+
+async def test_a_running_worker_is_listed_alive(worker):
+    [process] = await listed("worker", timeout=30)
+    assert process.alive and process.name != generations.runner()  # the worker's own name, not this process's

@@ -4,6 +4,7 @@ import asyncio
 import logging
 from contextlib import AsyncExitStack
 
+from asgiref.sync import sync_to_async
 from django.conf import settings
 from telegram import BotCommand, Update
 from telegram.error import TelegramError
@@ -16,6 +17,9 @@ from telegram.ext import (
     filters,
 )
 
+from botcore import heartbeats
+from botcore.models import Heartbeat
+from botcore.periodic import repeating
 from botcore.providers import open_provider
 
 from . import handlers, housekeeping, jobs, outbound, updates
@@ -38,6 +42,8 @@ async def _post_init(application):
     application.bot_data["resources"] = resources = AsyncExitStack()
     application.bot_data["provider"] = await resources.enter_async_context(open_provider())
     await resources.enter_async_context(jobs.leases_held())
+    beat = sync_to_async(heartbeats.beat_safely)
+    await resources.enter_async_context(repeating(lambda: beat(Heartbeat.Kind.BOT), every=heartbeats.EVERY_SECONDS))
     # Plain tasks, not application.create_task: Application.stop() would wait for them forever.
     for work in (housekeeping.sweep_stale_forever(application.bot), housekeeping.recover_abandoned(application.bot)):
         resources.callback(asyncio.create_task(work).cancel)

@@ -12,7 +12,7 @@ from django.conf import settings
 from django.db import connection
 from telegram import Bot
 
-from botcore import connections, generations, results, summaries
+from botcore import connections, generations, heartbeats, results, summaries
 from botcore.errors import ErrorCode
 
 from . import updates
@@ -53,6 +53,7 @@ async def sweep_stale_forever(bot: Bot, every_seconds: float = 60) -> None:
             await expire_stale(bot)
             await sync_to_async(results.purge_old)()
             await sync_to_async(updates.forget_old)()
+            await sync_to_async(heartbeats.forget_old)()
             if summed_up_before != (first_open := await sync_to_async(summaries.first_open_day)()):
                 await _sum_up_closed_days()
                 summed_up_before = first_open
