@@ -6,7 +6,6 @@ import asyncio
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -17,7 +16,7 @@ from asgiref.sync import sync_to_async
 from django.core.management import call_command
 
 from tests.conftest import WEBHOOK_SECRET, WEBHOOK_URL
-from tests.fakes.processes import process_env
+from tests.fakes.processes import free_port, process_env
 
 ROOT = Path(__file__).resolve().parent.parent
 CLOSED_PORT = "redis://127.0.0.1:1/0"  # nothing listens on port 1
@@ -87,12 +86,6 @@ def test_a_database_that_is_down_is_named_with_a_503_and_no_detail():
         {"status": "down", "checks": {"database": "down", "cache": "ok", "broker": "not configured"}},
     )
     assert "s3cret-pw" not in done.stdout + done.stderr
-
-
-def free_port():
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 async def test_the_production_server_answers_its_probe_serves_static_files_and_telegrams_webhook(

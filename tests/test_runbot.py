@@ -3,14 +3,13 @@ up, and says in one line, without the token, why it can't start."""
 
 import json
 import signal
-import socket
 import subprocess
 import sys
 import time
 from pathlib import Path
 
 from tests.conftest import settled
-from tests.fakes.processes import BOT_TOKEN, process_env
+from tests.fakes.processes import BOT_TOKEN, free_port, process_env
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -82,9 +81,7 @@ async def test_runbot_waits_for_the_bot_api_to_come_up_before_it_says_it_is_poll
 
 
 def test_runbot_keeps_trying_an_unreachable_bot_api_one_line_a_try(tg, gemini):
-    with socket.socket() as probe:  # a port nothing listens on
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+    port = free_port()
     process = runbot(process_env(tg, gemini, TELEGRAM_BASE_URL=f"http://127.0.0.1:{port}/bot", LOG_LEVEL="WARNING"))
     time.sleep(4)
     still_trying = process.poll() is None

@@ -9,7 +9,7 @@ from telegram import Bot
 from telegram.error import NetworkError, TimedOut
 
 from botcore.telegram.transport import AiohttpRequest
-from tests.fakes.processes import BOT_TOKEN
+from tests.fakes.processes import BOT_TOKEN, free_port
 
 pytestmark = pytest.mark.asyncio
 
@@ -28,9 +28,7 @@ async def test_calls_reach_the_bot_api_as_form_fields_and_uploads(tg):
 
 
 async def test_an_unreachable_bot_api_is_a_network_error():
-    with socket.socket() as closed:
-        closed.bind(("127.0.0.1", 0))
-        port = closed.getsockname()[1]
+    port = free_port()
     with pytest.raises(NetworkError, match="Cannot connect"):
         async with bot_at(f"http://127.0.0.1:{port}/bot") as bot:
             await bot.send_message(42, "hello")

@@ -1,12 +1,20 @@
 """The environment for a bot or worker process of our own, talking to the fakes and this database."""
 
 import os
+import socket
 
 from django.conf import settings
 from django.db import connections
 
 BOT_TOKEN = "123456:TEST-token"
 GEMINI_KEY = "test-gemini-key"
+
+
+def free_port():
+    """A port on 127.0.0.1 that nothing listens on (for a server to start on, or to find no one there)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
 
 
 def database_url():
