@@ -15,20 +15,30 @@ that decides what goes out when:
   Telegram asks, and the call takes its turn again.
 
 Calls that don't add to a chat (getFile, deleteMessage, answerCallbackQuery, getUpdates...) go at once.
-The buckets live in this process; the scale-out issue can keep the same `Budget` interface in Redis.
+
+The budgets are the bot's, not a process's: with Redis (CACHE_URL) every process that sends for the bot
+(web workers, Celery workers) draws from the same buckets there (`SharedBudget`), so two processes don't
+send twice Telegram's limit. The order of the calls waiting is each process's own; across processes a
+status message leaves a few of the bot's tokens spare (STATUS_RESERVE) for the results others may be
+about to send. Without Redis, or while it is away, the buckets live in this process (`LocalBudget`).
 """
 
 import asyncio
 import itertools
 import logging
+import math
 import time
 from dataclasses import dataclass, field
 from enum import IntEnum
 from typing import Any
 
 from django.conf import settings
+from redis.asyncio import Redis
+from redis.commands.core import AsyncScript
 from telegram.error import RetryAfter, TelegramError
 from telegram.ext import BaseRateLimiter
+
+from botcore import shared
 
 log = logging.getLogger(__name__)
 
@@ -63,6 +73,10 @@ RESULT_METHODS = {"sendPhoto", "sendDocument", "sendMediaGroup"}
 CHAT_ACTION = "sendChatAction"
 # A chat action needs this share of the bot's budget spare: it must never delay a message.
 ACTION_HEADROOM = 0.5
+# Across processes, a status message waits until this many of the bot's tokens are spare besides its own.
+STATUS_RESERVE = 2
+# The calls waiting that one look at the budgets considers, in their order.
+CANDIDATES = 32
 
 
 class Dropped(TelegramError):
@@ -100,6 +114,215 @@ class Bucket:
         return self.tokens >= self.burst and now >= self.held_until
 
 
+Candidate = tuple[Any, int]  # (chat, priority) of a call waiting for its turn
+
+
+class LocalBudget:
+    """The bot's and each chat's buckets, in this process."""
+
+    def __init__(self, bot: tuple[float, float], chat: tuple[float, float], group: tuple[float, float]) -> None:
+        self.bot = Bucket(*bot)
+        self.per_chat, self.per_group = chat, group
+        self.chats: dict[Any, Bucket] = {}
+
+    async def grant(self, candidates: list[Candidate]) -> tuple[int | None, float]:
+        """Charge the first candidate whose chat and the bot have a token now: (its index, 0); else
+        (None, the seconds until one may have)."""
+        now = time.monotonic()
+        if wait := self.bot.wait(now):
+            return None, wait
+        soonest = math.inf
+        for index, (chat, _priority) in enumerate(candidates):
+            bucket = self._bucket(chat)
+            chat_wait = bucket.wait(now) if bucket is not None else 0.0
+            if chat_wait == 0.0:
+                self.bot.take()
+                if bucket is not None:
+                    bucket.take()
+                return index, 0.0
+            soonest = min(soonest, chat_wait)
+        return None, soonest
+
+    async def chat_action(self, chat: Any) -> bool:
+        """Charge a chat action if the bot has room to spare and its chat a token now."""
+        now = time.monotonic()
+        bucket = self._bucket(chat)
+        if self.bot.share(now) < ACTION_HEADROOM or (bucket is not None and bucket.wait(now)):
+            return False
+        self.bot.take()
+        return True
+
+    async def hold(self, chat: Any, seconds: float) -> None:
+        """Honour a 429 for its scope: the chat, when other calls to it were still counted against its
+        budget (we were writing to it just now); else the whole bot."""
+        now = time.monotonic()
+        bucket = self._bucket(chat)
+        if bucket is not None:
+            bucket.wait(now)  # refilled to now
+        pressed = bucket is not None and bucket.burst - bucket.tokens > 1
+        scope = bucket if pressed and bucket is not None else self.bot
+        scope.held_until = max(scope.held_until, now + seconds)
+
+    def forget_idle_chats(self) -> None:
+        if len(self.chats) > 10_000:
+            now = time.monotonic()
+            self.chats = {chat: bucket for chat, bucket in self.chats.items() if not bucket.idle(now)}
+
+    def _bucket(self, chat: Any) -> Bucket | None:
+        if chat is None:
+            return None
+        bucket = self.chats.get(chat)
+        if bucket is None:
+            bucket = self.chats[chat] = Bucket(*(self.per_group if _is_group(chat) else self.per_chat))
+        return bucket
+
+
+def _is_group(chat: Any) -> bool:
+    return isinstance(chat, str) or chat < 0  # groups, supergroups and channels
+
+
+# The same buckets in Redis: a hash of tokens, stamp (Redis's clock, the same for every machine) and
+# held (a 429's end), refilled when read and gone once full again.
+_BUCKETS_LUA = """
+local clock = redis.call('TIME')
+local now = tonumber(clock[1]) + tonumber(clock[2]) / 1000000
+
+local function load(key, rate, burst)
+  local state = redis.call('HMGET', key, 'tokens', 'stamp', 'held')
+  local tokens = tonumber(state[1]) or burst
+  local stamp = tonumber(state[2]) or now
+  return math.min(burst, tokens + math.max(0, now - stamp) * rate), tonumber(state[3]) or 0
+end
+
+local function wait_for(tokens, held, rate, need)
+  return math.max(held - now, (need - tokens) / rate, 0)
+end
+
+local function save(key, tokens, held, rate, burst)
+  redis.call('HSET', key, 'tokens', tostring(tokens), 'stamp', tostring(now), 'held', tostring(held))
+  redis.call('PEXPIRE', key, math.ceil((math.max(held - now, 0) + burst / rate) * 1000) + 1000)
+end
+"""
+
+# KEYS: the bot's bucket, then each candidate's chat bucket (the bot's again for a call without a chat).
+# ARGV: the bot's rate and burst, then per candidate its chat's rate (0: none), burst and reserve.
+_GRANT = (
+    _BUCKETS_LUA
+    + """
+local bot_rate, bot_burst = tonumber(ARGV[1]), tonumber(ARGV[2])
+local bot_tokens, bot_held = load(KEYS[1], bot_rate, bot_burst)
+local soonest = -1
+for i = 1, #KEYS - 1 do
+  local rate, burst, reserve = tonumber(ARGV[3 * i]), tonumber(ARGV[3 * i + 1]), tonumber(ARGV[3 * i + 2])
+  local wait = wait_for(bot_tokens, bot_held, bot_rate, 1 + reserve)
+  local chat_tokens, chat_held
+  if rate > 0 then
+    chat_tokens, chat_held = load(KEYS[i + 1], rate, burst)
+    wait = math.max(wait, wait_for(chat_tokens, chat_held, rate, 1))
+  end
+  if wait == 0 then
+    save(KEYS[1], bot_tokens - 1, bot_held, bot_rate, bot_burst)
+    if rate > 0 then save(KEYS[i + 1], chat_tokens - 1, chat_held, rate, burst) end
+    return {i, '0'}
+  end
+  if soonest < 0 or wait < soonest then soonest = wait end
+end
+return {0, tostring(soonest)}
+"""
+)
+
+# KEYS: the bot's bucket, the chat's. ARGV: bot rate, burst, headroom, chat rate (0: none), burst.
+_CHAT_ACTION = (
+    _BUCKETS_LUA
+    + """
+local bot_rate, bot_burst = tonumber(ARGV[1]), tonumber(ARGV[2])
+local bot_tokens, bot_held = load(KEYS[1], bot_rate, bot_burst)
+if now < bot_held or bot_tokens / bot_burst < tonumber(ARGV[3]) then return 0 end
+local rate, burst = tonumber(ARGV[4]), tonumber(ARGV[5])
+if rate > 0 then
+  local tokens, held = load(KEYS[2], rate, burst)
+  if wait_for(tokens, held, rate, 1) > 0 then return 0 end
+end
+save(KEYS[1], bot_tokens - 1, bot_held, bot_rate, bot_burst)
+return 1
+"""
+)
+
+# KEYS: the bot's bucket, the chat's. ARGV: seconds, bot rate, burst, chat rate (0: none), burst.
+_HOLD = (
+    _BUCKETS_LUA
+    + """
+local seconds = tonumber(ARGV[1])
+local key, rate, burst = KEYS[1], tonumber(ARGV[2]), tonumber(ARGV[3])
+local chat_rate, chat_burst = tonumber(ARGV[4]), tonumber(ARGV[5])
+if chat_rate > 0 then
+  local tokens = load(KEYS[2], chat_rate, chat_burst)
+  if chat_burst - tokens > 1 then key, rate, burst = KEYS[2], chat_rate, chat_burst end
+end
+local tokens, held = load(key, rate, burst)
+save(key, tokens, math.max(held, now + seconds), rate, burst)
+return 1
+"""
+)
+
+
+class SharedBudget:
+    """The same budgets as LocalBudget, kept in Redis for every process of the bot; `fallback` while
+    Redis can't be reached."""
+
+    def __init__(self, bot: tuple[float, float], chat: tuple[float, float], group: tuple[float, float]) -> None:
+        self.bot, self.per_chat, self.per_group = bot, chat, group
+        self.fallback = LocalBudget(bot, chat, group)
+        self._scripts: tuple[Redis, dict[str, AsyncScript]] | None = None
+
+    def _script(self, name: str) -> AsyncScript:
+        client = shared.async_client()
+        assert client is not None, "a shared budget needs CACHE_URL to name a Redis"
+        if self._scripts is None or self._scripts[0] is not client:  # a Celery job's loop has its own client
+            lua = {"grant": _GRANT, "chat_action": _CHAT_ACTION, "hold": _HOLD}
+            self._scripts = (client, {each: client.register_script(code) for each, code in lua.items()})
+        return self._scripts[1][name]
+
+    def _chat(self, chat: Any) -> tuple[str, float, float]:
+        if chat is None:
+            return shared.key("sends"), 0, 0
+        return (shared.key("sends", chat), *(self.per_group if _is_group(chat) else self.per_chat))
+
+    async def grant(self, candidates: list[Candidate]) -> tuple[int | None, float]:
+        keys, args = [shared.key("sends")], [*self.bot]
+        for chat, priority in candidates:
+            key, rate, burst = self._chat(chat)
+            keys.append(key)
+            args += [rate, burst, STATUS_RESERVE if priority == Priority.STATUS else 0]
+        try:
+            position, wait = await self._script("grant")(keys, args)
+        except shared.DOWN as exc:
+            shared.warn_down("pacing Telegram sends", exc)
+            return await self.fallback.grant(candidates)
+        return (position - 1, 0.0) if position else (None, float(wait))
+
+    async def chat_action(self, chat: Any) -> bool:
+        key, rate, burst = self._chat(chat)
+        try:
+            return bool(
+                await self._script("chat_action")([shared.key("sends"), key], [*self.bot, ACTION_HEADROOM, rate, burst])
+            )
+        except shared.DOWN as exc:
+            shared.warn_down("pacing Telegram sends", exc)
+            return await self.fallback.chat_action(chat)
+
+    async def hold(self, chat: Any, seconds: float) -> None:
+        key, rate, burst = self._chat(chat)
+        try:
+            await self._script("hold")([shared.key("sends"), key], [seconds, *self.bot, rate, burst])
+        except shared.DOWN as exc:
+            shared.warn_down("pacing Telegram sends", exc)
+            await self.fallback.hold(chat, seconds)
+
+    def forget_idle_chats(self) -> None:
+        self.fallback.forget_idle_chats()  # Redis forgets idle buckets itself (they expire)
+
+
 @dataclass(order=True)
 class _Turn:
     priority: int
@@ -126,12 +349,12 @@ class Outbound(BaseRateLimiter[int]):
         chat_burst: float = 3,
         group_per_minute: float = 20,
         retries: int = 3,
+        shared_budget: bool = False,
     ) -> None:
-        self.bot_budget = Bucket(per_second, burst)
-        self.per_chat = (per_chat_second, chat_burst)
-        self.per_group = (group_per_minute / 60, min(chat_burst, 3))
+        limits = ((per_second, burst), (per_chat_second, chat_burst), (group_per_minute / 60, min(chat_burst, 3)))
+        in_redis = shared_budget and shared.redis_url() is not None
+        self.budget: LocalBudget | SharedBudget = SharedBudget(*limits) if in_redis else LocalBudget(*limits)
         self.retries = retries
-        self.chats: dict[Any, Bucket] = {}
         self.waiting: list[_Turn] = []
         self._seq = itertools.count()
         self._arrived: asyncio.Event | None = None
@@ -149,6 +372,8 @@ class Outbound(BaseRateLimiter[int]):
             if not turn.granted.done():
                 turn.granted.set_exception(Dropped())
         self.waiting.clear()
+        if isinstance(self.budget, SharedBudget):
+            await shared.close_async_client()
 
     async def process_request(self, callback, args, kwargs, endpoint, data, rate_limit_args):
         if endpoint == CHAT_ACTION:
@@ -166,7 +391,7 @@ class Outbound(BaseRateLimiter[int]):
             except RetryAfter as exc:
                 self.rate_limited += 1
                 wait = retry_seconds(exc.retry_after)
-                self._hold(chat, wait)
+                await self.budget.hold(chat, wait)
                 if attempt == self.retries:
                     raise
                 log.info("Telegram asked to wait %.0f s (%s to %s); trying again", wait, endpoint, chat)
@@ -175,11 +400,8 @@ class Outbound(BaseRateLimiter[int]):
         raise AssertionError("unreachable")
 
     async def _chat_action(self, callback, args, kwargs, data):
-        now = time.monotonic()
-        chat = self._bucket(_chat_of(data))
-        if self.waiting or self.bot_budget.share(now) < ACTION_HEADROOM or (chat is not None and chat.wait(now)):
+        if self.waiting or not await self.budget.chat_action(_chat_of(data)):
             return True  # what Telegram answers to a chat action
-        self.bot_budget.take()
         return await callback(*args, **kwargs)
 
     async def _turn(self, priority: int, seq: int, chat: Any, key: tuple | None) -> None:
@@ -210,7 +432,7 @@ class Outbound(BaseRateLimiter[int]):
         assert self._arrived is not None
         while True:
             self._arrived.clear()
-            wait = self._grant_ready()
+            wait = await self._grant_ready()
             if wait is None:
                 await self._arrived.wait()
                 continue
@@ -219,31 +441,21 @@ class Outbound(BaseRateLimiter[int]):
             except TimeoutError:
                 pass
 
-    def _grant_ready(self) -> float | None:
+    async def _grant_ready(self) -> float | None:
         """Let every call go whose turn it is and whose budgets allow it now; the seconds until the
         next one may go, or None when none waits."""
         while self.waiting:
-            now = time.monotonic()
-            if wait := self.bot_budget.wait(now):
+            turns = sorted(self.waiting)[:CANDIDATES]
+            index, wait = await self.budget.grant([(turn.chat, turn.priority) for turn in turns])
+            if index is None:
                 return wait
-            soonest = None
-            for turn in sorted(self.waiting):
-                bucket = self._bucket(turn.chat)
-                chat_wait = bucket.wait(now) if bucket is not None else 0.0
-                if chat_wait == 0.0:
-                    self._grant(turn, bucket)
-                    break
-                soonest = chat_wait if soonest is None else min(soonest, chat_wait)
-            else:
-                return soonest
-        self._forget_idle_chats()
+            if turns[index] in self.waiting:  # not withdrawn or cancelled while Redis answered
+                self._grant(turns[index])
+        self.budget.forget_idle_chats()
         return None
 
-    def _grant(self, turn: _Turn, bucket: Bucket | None) -> None:
+    def _grant(self, turn: _Turn) -> None:
         self.waiting.remove(turn)
-        self.bot_budget.take()
-        if bucket is not None:
-            bucket.take()
         if turn.priority < Priority.STATUS:  # the chat hears something newer: its waiting statuses are stale
             self.withdraw_statuses(turn.chat)
         if not turn.granted.done():
@@ -266,31 +478,6 @@ class Outbound(BaseRateLimiter[int]):
         if not turn.granted.done():
             turn.granted.set_exception(Dropped())
 
-    def _bucket(self, chat: Any) -> Bucket | None:
-        if chat is None:
-            return None
-        bucket = self.chats.get(chat)
-        if bucket is None:
-            group = isinstance(chat, str) or chat < 0  # groups, supergroups and channels
-            bucket = self.chats[chat] = Bucket(*(self.per_group if group else self.per_chat))
-        return bucket
-
-    def _hold(self, chat: Any, seconds: float) -> None:
-        """Honour a 429 for its scope: the chat, when other calls to it were still counted against its
-        budget (we were writing to it just now); else the whole bot."""
-        now = time.monotonic()
-        bucket = self._bucket(chat)
-        if bucket is not None:
-            bucket.wait(now)  # refilled to now
-        pressed = bucket is not None and bucket.burst - bucket.tokens > 1
-        scope = bucket if pressed and bucket is not None else self.bot_budget
-        scope.held_until = max(scope.held_until, now + seconds)
-
-    def _forget_idle_chats(self) -> None:
-        if len(self.chats) > 10_000:
-            now = time.monotonic()
-            self.chats = {chat: bucket for chat, bucket in self.chats.items() if not bucket.idle(now)}
-
 
 def for_settings() -> Outbound:
     """The limiter for a Bot of ours, with Telegram's limits as settings.py states them."""
@@ -298,6 +485,7 @@ def for_settings() -> Outbound:
         per_second=settings.TELEGRAM_MESSAGES_PER_SECOND,
         per_chat_second=settings.TELEGRAM_CHAT_MESSAGES_PER_SECOND,
         group_per_minute=settings.TELEGRAM_GROUP_MESSAGES_PER_MINUTE,
+        shared_budget=True,
     )
 
 

@@ -1,0 +1,81 @@
+"""Several processes, one bot: with Redis (CACHE_URL) what holds per bot is shared by every process
+that serves it; without Redis, or while it is away, each process goes on with its own.
+
+Each "process" here is what a process owns (its own Outbound, its own Application), side by side
+in one test process; tests/test_topology.py runs real ones.
+"""
+
+import asyncio
+
+import pytest
+import redis
+from telegram.ext import ExtBot
+
+from botcore.telegram.outbound import LocalBudget, Outbound, SharedBudget
+from botcore.telegram.transport import AiohttpRequest
+from tests.fakes import FakeTelegram
+from tests.fakes.processes import BOT_TOKEN, free_port
+
+pytestmark = pytest.mark.asyncio
+
+SHARED_REDIS = "redis://127.0.0.1:6379/10"
+
+
+@pytest.fixture
+def shared_redis(redis_server, settings):
+    """CACHE_URL names a Redis (emptied before and after)."""
+    settings.TELEGRAM_BOT_TOKEN = BOT_TOKEN
+    settings.CACHES = {"default": {"BACKEND": "nanobot_site.cache.RedisCache", "LOCATION": SHARED_REDIS}}
+    client = redis.Redis.from_url(SHARED_REDIS)
+    client.flushdb()
+    yield client
+    client.flushdb()
+
+
+@pytest.fixture
+def limited_tg():
+    with FakeTelegram(token=BOT_TOKEN, rate_limits=True) as fake:
+        yield fake
+
+
+def sender(tg):
+    """A process's own Bot and limiter, as the web server's and each Celery job's are made."""
+    limiter = Outbound(shared_budget=True)
+    return ExtBot(BOT_TOKEN, base_url=tg.base_url, request=AiohttpRequest(), rate_limiter=limiter)
+
+
+async def burst_from_two_processes(tg):
+    async with sender(tg) as one, sender(tg) as other:
+        await asyncio.gather(
+            *(one.send_message(chat_id, "hello") for chat_id in range(1000, 1070)),
+            *(other.send_message(chat_id, "hello") for chat_id in range(2000, 2070)),
+        )
+        return one.rate_limiter, other.rate_limiter
+
+
+async def test_two_processes_sending_for_one_bot_stay_under_telegrams_limit_together(shared_redis, limited_tg):
+    one, other = await burst_from_two_processes(limited_tg)
+    assert isinstance(one.budget, SharedBudget)
+    assert limited_tg.rate_limited == 0  # each alone would have sent at the whole limit: 429s
+    assert all(limited_tg.chat(chat_id) for chat_id in [*range(1000, 1070), *range(2000, 2070)])
+
+
+async def test_without_redis_each_process_paces_its_own_sends(limited_tg):
+    one, _ = await burst_from_two_processes(limited_tg)
+    assert isinstance(one.budget, LocalBudget)
+    # The embedded default runs one process; two of them without Redis overrun Telegram's limit,
+    # and every message still arrives, each 429 waited out.
+    assert limited_tg.rate_limited > 0
+    assert all(limited_tg.chat(chat_id) for chat_id in [*range(1000, 1070), *range(2000, 2070)])
+
+
+async def test_while_redis_is_away_sends_are_paced_in_the_process_and_still_go_out(settings, limited_tg, caplog):
+    settings.TELEGRAM_BOT_TOKEN = BOT_TOKEN
+    settings.CACHES = {
+        "default": {"BACKEND": "nanobot_site.cache.RedisCache", "LOCATION": f"redis://127.0.0.1:{free_port()}/0"}
+    }
+    async with sender(limited_tg) as bot:
+        await asyncio.gather(*(bot.send_message(chat_id, "hello") for chat_id in range(1000, 1040)))
+    assert limited_tg.rate_limited == 0
+    assert all(limited_tg.chat(chat_id) for chat_id in range(1000, 1040))
+    assert "pacing Telegram sends goes on without it" in caplog.text
