@@ -6,15 +6,24 @@ in one test process; tests/test_topology.py runs real ones.
 """
 
 import asyncio
+import itertools
+from contextlib import asynccontextmanager
 
 import pytest
 import redis
+from asgiref.sync import sync_to_async
+from django.db import connections
+from telegram import Update
 from telegram.ext import ExtBot
 
+from botcore.telegram.application import build_application, start, stop
 from botcore.telegram.outbound import LocalBudget, Outbound, SharedBudget
 from botcore.telegram.transport import AiohttpRequest
+from tests.conftest import settled
 from tests.fakes import FakeTelegram
 from tests.fakes.processes import BOT_TOKEN, free_port
+from tests.test_bot_generation import ALICE
+from tests.test_bot_inputs import largest, picture, stored
 
 pytestmark = pytest.mark.asyncio
 
@@ -79,3 +88,39 @@ async def test_while_redis_is_away_sends_are_paced_in_the_process_and_still_go_o
     assert limited_tg.rate_limited == 0
     assert all(limited_tg.chat(chat_id) for chat_id in range(1000, 1040))
     assert "pacing Telegram sends goes on without it" in caplog.text
+
+
+@asynccontextmanager
+async def web_workers(count):
+    """`count` web workers' bots: each its own Application, as each uvicorn worker starts one."""
+    workers = [build_application() for _ in range(count)]
+    for worker in workers:
+        await start(worker)
+    try:
+        yield workers
+    finally:
+        for worker in workers:
+            await stop(worker)
+        await sync_to_async(connections.close_all)()
+
+
+async def test_an_album_whose_parts_reach_different_web_workers_is_one_request_with_all_of_them(
+    shared_redis, default_tiers, bot_settings, tg, gemini
+):
+    async with web_workers(2) as workers:
+        parts = [
+            tg.push_photo(ALICE, picture(color), caption=caption, media_group_id="album-1")
+            for color, caption in [("red", None), ("green", "put all three in one frame"), ("blue", None)]
+        ]
+        for worker, part in zip(itertools.cycle(workers), parts, strict=False):
+            await worker.update_queue.put(Update.de_json(part, worker.bot))
+
+        [generation] = await settled(1)
+        await asyncio.sleep(0.5)  # longer than ALBUM_WAIT_SECONDS: no second job follows
+
+    [asked] = gemini.requests
+    assert asked.prompt == "put all three in one frame"
+    assert asked.images == [("image/jpeg", stored(tg, largest(part))) for part in parts]
+    assert (generation.kind, generation.reference_count, generation.status) == ("edit", 3, "delivered")
+    [photo] = tg.calls_of("sendPhoto")
+    assert photo.params["reply_parameters"]["message_id"] == parts[1]["message"]["message_id"]

@@ -1,11 +1,9 @@
 """Thin async handlers: read the update, call the services, answer. No decisions here."""
 
-import asyncio
 import logging
 from contextlib import suppress
 
 from asgiref.sync import sync_to_async
-from django.conf import settings
 from telegram.constants import ParseMode
 from telegram.error import TelegramError
 
@@ -14,7 +12,7 @@ from botcore import buttons, generations
 from botcore.errors import ErrorCode
 from botcore.models import Generation
 
-from . import delivery, dispatch, files, jobs, keyboards, status, stopping, texts
+from . import albums, delivery, dispatch, files, jobs, keyboards, status, stopping, texts
 
 log = logging.getLogger(__name__)
 
@@ -141,25 +139,19 @@ async def image_message(update, context):
 
 
 async def _collect_album_part(update, context):
-    """Album parts arrive as separate updates: gather them, and let the last part to arrive
-    (once none came for ALBUM_WAIT_SECONDS) start one job with all of them."""
+    """Album parts arrive as separate updates: the last part to arrive starts one job with all of them."""
     message = update.effective_message
-    albums = context.application.bot_data.setdefault("albums", {})
-    album = albums.setdefault((message.chat_id, message.media_group_id), {"parts": {}, "caption": None})
-    album["parts"][message.message_id] = _image_file_id(message)
-    album.setdefault("shape", _shape(message))
-    if message.caption:
-        album["caption"], album["update"] = message.caption, update
-    album["last"] = arrival = object()
-    await asyncio.sleep(settings.ALBUM_WAIT_SECONDS)
-    if album["last"] is not arrival:
+    part = albums.Part(
+        message.message_id, _image_file_id(message), _shape(message), update if message.caption else None
+    )
+    album = await albums.gathered(context.application, message.chat_id, message.media_group_id, part)
+    if album is None:
         return
-    del albums[(message.chat_id, message.media_group_id)]
-    if not album["caption"]:
+    if album.captioned is None:
         await message.reply_html(texts.say(identity(update).language_code, texts.PHOTO_NEEDS_CAPTION))
         return
-    references = [album["parts"][message_id] for message_id in sorted(album["parts"])]
-    await submit(album["update"], context, album["caption"], references=references, shape=album["shape"])
+    caption = album.captioned.effective_message.caption
+    await submit(album.captioned, context, caption, references=album.references, shape=album.shape)
 
 
 def _image_file_id(message):
