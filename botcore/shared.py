@@ -51,13 +51,15 @@ def key(*parts: object) -> str:
 
 
 def sync_client() -> redis.Redis | None:
-    """A client for code that isn't async (thread-safe; redis-py renews its pool after a fork)."""
+    """A client for code that isn't async, answering str (thread-safe; redis-py renews its pool after a fork)."""
     global _sync_client
     url = redis_url()
     if url is None:
         return None
     if _sync_client is None or _sync_client[0] != url:
-        client = redis.Redis.from_url(url, socket_timeout=SOCKET_SECONDS, socket_connect_timeout=SOCKET_SECONDS)
+        client = redis.Redis.from_url(
+            url, socket_timeout=SOCKET_SECONDS, socket_connect_timeout=SOCKET_SECONDS, decode_responses=True
+        )
         _sync_client = (url, client)
     return _sync_client[1]
 

@@ -9,6 +9,7 @@ import asyncio
 import itertools
 from contextlib import asynccontextmanager
 
+import httpx
 import pytest
 import redis
 from asgiref.sync import sync_to_async
@@ -16,17 +17,22 @@ from django.db import connections
 from telegram import Update
 from telegram.ext import ExtBot
 
+from botcore.providers.base import ImageRequest
+from botcore.providers.breakers import SharedBreaker
+from botcore.providers.chain import ProviderChain
+from botcore.providers.gemini import GeminiProvider
 from botcore.telegram.application import build_application, start, stop
 from botcore.telegram.outbound import LocalBudget, Outbound, SharedBudget
 from botcore.telegram.transport import AiohttpRequest
 from tests.conftest import settled
-from tests.fakes import FakeTelegram
+from tests.fakes import FakeGemini, FakeTelegram
 from tests.fakes.processes import BOT_TOKEN, free_port
 from tests.test_bot_generation import ALICE
 from tests.test_bot_inputs import largest, picture, stored
 
 pytestmark = pytest.mark.asyncio
 
+MODEL = "gemini-3-pro-image-preview"
 SHARED_REDIS = "redis://127.0.0.1:6379/10"
 
 
@@ -124,3 +130,34 @@ async def test_an_album_whose_parts_reach_different_web_workers_is_one_request_w
     assert (generation.kind, generation.reference_count, generation.status) == ("edit", 3, "delivered")
     [photo] = tg.calls_of("sendPhoto")
     assert photo.params["reply_parameters"]["message_id"] == parts[1]["message"]["message_id"]
+
+
+def chain_of_a_process(client, primary, backup):
+    """A process's provider chain: its own providers and breakers, the breakers' state in Redis."""
+    providers = []
+    for name, fake in (("primary", primary), ("backup", backup)):
+        provider = GeminiProvider(
+            client=client, api_key=fake.api_key, base_url=fake.base_url, model=MODEL, timeout=10, max_retries=0
+        )
+        provider.name = name
+        providers.append(provider)
+    breakers = {name: SharedBreaker(name, failures=2, cooldown_seconds=60) for name in ("primary", "backup")}
+    return ProviderChain(providers, breakers=breakers, max_retries=0, retry_base_delay=0)
+
+
+async def test_two_failures_seen_by_different_processes_open_the_breaker_for_every_process(shared_redis):
+    request = ImageRequest(prompt="a lighthouse at dusk", resolution="1K", aspect_ratio="1:1")
+    with FakeGemini(api_key="primary-key") as primary, FakeGemini(api_key="backup-key") as backup:
+        async with httpx.AsyncClient() as client:
+            one, other, third = (chain_of_a_process(client, primary, backup) for _ in range(3))
+            primary.enqueue("http_error", status=503)
+            primary.enqueue("http_error", status=503)
+            for chain in (one, other):  # one failure each, each served by the backup
+                (await chain.generate(request)).close()
+
+            result = await third.generate(request)
+            result.close()
+
+    assert result.provider == "backup"
+    assert len(primary.requests) == 2  # the third process never called it: open for all
+    assert third.breakers["primary"].state == "open"

@@ -6,9 +6,12 @@ from contextlib import asynccontextmanager
 import httpx
 from django.conf import settings
 
+from botcore import shared
+
 from . import registry
 from .base import ImageRequest, ImageResult, ProviderError, Reference, Turn
-from .chain import CircuitBreaker, ProviderChain
+from .breakers import Breaker, SharedBreaker
+from .chain import ProviderChain
 from .gemini import GeminiProvider
 from .openai_compat import OpenAICompatProvider
 from .pools import Pools
@@ -26,8 +29,8 @@ __all__ = [
 ]
 
 # The breakers must outlive one job (a Celery worker opens the providers per job), so a dead
-# provider stays skipped across requests; they are per process.
-_breakers: dict[str, CircuitBreaker] = {}
+# provider stays skipped across requests: per process, or in Redis for every process (SharedBreaker).
+_breakers: dict[str, Breaker] = {}
 
 
 @asynccontextmanager
@@ -37,8 +40,19 @@ async def open_provider() -> AsyncIterator[ProviderChain]:
     transport = Pools(settings.UPSTREAM_CONCURRENCY)
     timeout = httpx.Timeout(settings.PROVIDER_TIMEOUT_SECONDS)
     async with httpx.AsyncClient(transport=transport, timeout=timeout) as client:
+        providers = registry.configured(client)
+        if shared.redis_url() is not None:
+            for provider in providers:
+                if provider.name not in _breakers:
+                    _breakers[provider.name] = SharedBreaker(
+                        provider.name,
+                        settings.PROVIDER_BREAKER_FAILURES,
+                        settings.PROVIDER_BREAKER_SECONDS,
+                        # a trial call lasts at most the timeout, each retry included
+                        trial_seconds=settings.PROVIDER_TIMEOUT_SECONDS * (settings.PROVIDER_MAX_RETRIES + 1),
+                    )
         yield ProviderChain(
-            registry.configured(client),
+            providers,
             breaker_failures=settings.PROVIDER_BREAKER_FAILURES,
             breaker_cooldown_seconds=settings.PROVIDER_BREAKER_SECONDS,
             max_retries=settings.PROVIDER_MAX_RETRIES,

@@ -14,6 +14,7 @@ import time
 from collections.abc import Callable, Iterable
 
 from .base import ImageRequest, ImageResult, Provider, ProviderError, with_retries
+from .breakers import Breaker, CircuitBreaker
 
 log = logging.getLogger(__name__)
 
@@ -31,82 +32,6 @@ REQUEST_ERRORS = frozenset(
 # outage from the user's point of view: it counts against the breaker and fails over.
 
 
-class CircuitBreaker:
-    """closed -> (`failures` failures in a row) -> open: calls are skipped for `cooldown_seconds`
-    -> half-open: one trial call is let through -> its success closes, its failure re-opens.
-
-    Every call allow() lets through must end in exactly one of succeeded(), failed() or released().
-    The trial starts only once the calls let through before the breaker opened have all ended, so
-    that while it runs, the report that comes is the trial's own (a late timeout of an older call
-    cannot be taken for it, nor start a second trial).
-
-    Plain state, no locks: it lives in one asyncio event loop (one thread), where nothing runs
-    between allow() and the caller's first await, so two callers cannot both claim the trial.
-    """
-
-    CLOSED = "closed"
-    OPEN = "open"
-    HALF_OPEN = "half-open"
-
-    def __init__(
-        self, failures: int = 3, cooldown_seconds: float = 60.0, clock: Callable[[], float] = time.monotonic
-    ) -> None:
-        if failures < 1:
-            raise ValueError("failures must be at least 1")
-        self.failures = failures
-        self.cooldown_seconds = cooldown_seconds
-        self.clock = clock
-        self.consecutive_failures = 0
-        self.running = 0  # calls let through that have not reported yet
-        self._opened_at: float | None = None  # clock() when it last opened; None while closed
-        self._last_failure_at: float | None = None  # clock() of the last failure counted
-
-    @property
-    def state(self) -> str:
-        if self._opened_at is None:
-            return self.CLOSED
-        if self.clock() - self._opened_at < self.cooldown_seconds:
-            return self.OPEN
-        return self.HALF_OPEN
-
-    @property
-    def available(self) -> bool:
-        """Whether allow() would let a call through now, without claiming anything."""
-        state = self.state
-        return state == self.CLOSED or (state == self.HALF_OPEN and self.running == 0)
-
-    def allow(self) -> bool:
-        """May a call go through now? In half-open, True makes that call the one trial."""
-        if not self.available:
-            return False
-        self.running += 1
-        return True
-
-    def succeeded(self) -> None:
-        self._ended()
-        self.consecutive_failures = 0
-        self._opened_at = None
-
-    def failed(self, started_at: float | None = None) -> None:
-        """A call that began at `started_at` (clock()) failed. Calls that were already running when
-        the last counted failure came in saw the same outage: a /batch's four calls are one failure."""
-        self._ended()
-        if started_at is not None and self._last_failure_at is not None and started_at < self._last_failure_at:
-            return
-        self._last_failure_at = self.clock()
-        self.consecutive_failures += 1
-        # Only a success resets the count, so once open, any failure (the trial's) re-opens.
-        if self.consecutive_failures >= self.failures:
-            self._opened_at = self.clock()  # opens, or re-opens for another cooldown
-
-    def released(self) -> None:
-        """The call ended without telling anything about the provider (cancelled, or a bug of ours)."""
-        self._ended()
-
-    def _ended(self) -> None:
-        self.running = max(0, self.running - 1)
-
-
 class ProviderChain:
     """A provider that tries `providers` in order, skipping those whose breaker is open.
 
@@ -114,8 +39,8 @@ class ProviderChain:
     before it get a single attempt, so that failing over is quick. Give the providers themselves
     no retries of their own (GeminiProvider(max_retries=0)), or they multiply.
 
-    `breakers` (name -> CircuitBreaker) may be passed in to share breaker state between chains,
-    e.g. a chain built per job; missing entries are created from the breaker_* arguments.
+    `breakers` (name -> CircuitBreaker or SharedBreaker) may be passed in to share breaker state
+    between chains, e.g. a chain built per job; missing entries are created from the breaker_* arguments.
     """
 
     name = "chain"
@@ -129,7 +54,7 @@ class ProviderChain:
         max_retries: int = 2,
         retry_base_delay: float = 2.0,
         clock: Callable[[], float] = time.monotonic,
-        breakers: dict[str, CircuitBreaker] | None = None,
+        breakers: dict[str, Breaker] | None = None,
     ) -> None:
         self.providers = list(providers)
         if not self.providers:
