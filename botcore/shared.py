@@ -13,6 +13,8 @@ import math
 import threading
 import time
 import weakref
+from collections.abc import Awaitable
+from typing import TypeVar
 
 import redis
 import redis.asyncio
@@ -83,6 +85,23 @@ async def close_async_client() -> None:
     kept = _async_clients.pop(asyncio.get_running_loop(), None)
     if kept is not None:
         await kept[1].aclose()
+
+
+T = TypeVar("T")
+
+
+async def answer(command: Awaitable[T]) -> T:
+    """The reply to a Redis command, without losing a cancellation.
+
+    redis-py's asyncio client finishes a command whose task was cancelled during it (so that the reply
+    doesn't reach the next command on the connection) and may then return the reply as if nothing had
+    happened: the task would go on, and whoever cancelled it would wait for it forever.
+    """
+    reply = await command
+    task = asyncio.current_task()
+    if task is not None and task.cancelling():
+        raise asyncio.CancelledError
+    return reply
 
 
 def warn_down(what: str, exc: BaseException) -> None:

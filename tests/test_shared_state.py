@@ -21,6 +21,7 @@ from botcore.providers.base import ImageRequest
 from botcore.providers.breakers import SharedBreaker
 from botcore.providers.chain import ProviderChain
 from botcore.providers.gemini import GeminiProvider
+from botcore.telegram import delivery
 from botcore.telegram.application import build_application, start, stop
 from botcore.telegram.outbound import LocalBudget, Outbound, SharedBudget
 from botcore.telegram.transport import AiohttpRequest
@@ -161,3 +162,21 @@ async def test_two_failures_seen_by_different_processes_open_the_breaker_for_eve
     assert result.provider == "backup"
     assert len(primary.requests) == 2  # the third process never called it: open for all
     assert third.breakers["primary"].state == "open"
+
+
+async def test_the_uploading_indicator_stops_when_the_job_ends_even_while_redis_answers(shared_redis, tg):
+    # redis-py may finish a command its task was cancelled during and return as if not cancelled:
+    # the indicator's loop went on, and the job waiting for it to stop never ended.
+    async with sender(tg) as bot:
+        for attempt in range(150):
+
+            async def show_briefly(pause=attempt % 15 / 10_000):
+                async with delivery.chat_action(bot, 4242, every=0):
+                    await asyncio.sleep(pause)
+
+            showing = asyncio.ensure_future(show_briefly())
+            ended, _ = await asyncio.wait({showing}, timeout=5)
+            while not showing.done():  # stop it for good before failing, or the test would hang
+                showing.cancel()
+                await asyncio.sleep(0.01)
+            assert ended, "the indicator was still shown after its job ended"

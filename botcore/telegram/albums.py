@@ -76,9 +76,9 @@ async def _gathered_in_redis(client, application: Application, key: str, part: P
         if part.captioned is not None:
             pipe.hset(key, "captioned", json.dumps(part.captioned.to_dict()))
         pipe.pexpire(key, int((settings.ALBUM_WAIT_SECONDS + 60) * 1000))  # an album left behind goes
-        await pipe.execute()
+        await shared.answer(pipe.execute())
     await asyncio.sleep(settings.ALBUM_WAIT_SECONDS)
-    found = await client.eval(_TAKE, 1, key, arrival)
+    found = await shared.answer(client.eval(_TAKE, 1, key, arrival))
     if not found:
         return None
     fields = {name.decode(): value.decode() for name, value in zip(found[::2], found[1::2], strict=True)}

@@ -295,7 +295,7 @@ class SharedBudget:
             keys.append(key)
             args += [rate, burst, STATUS_RESERVE if priority == Priority.STATUS else 0]
         try:
-            position, wait = await self._script("grant")(keys, args)
+            position, wait = await shared.answer(self._script("grant")(keys, args))
         except shared.DOWN as exc:
             shared.warn_down("pacing Telegram sends", exc)
             return await self.fallback.grant(candidates)
@@ -304,9 +304,8 @@ class SharedBudget:
     async def chat_action(self, chat: Any) -> bool:
         key, rate, burst = self._chat(chat)
         try:
-            return bool(
-                await self._script("chat_action")([shared.key("sends"), key], [*self.bot, ACTION_HEADROOM, rate, burst])
-            )
+            args = [*self.bot, ACTION_HEADROOM, rate, burst]
+            return bool(await shared.answer(self._script("chat_action")([shared.key("sends"), key], args)))
         except shared.DOWN as exc:
             shared.warn_down("pacing Telegram sends", exc)
             return await self.fallback.chat_action(chat)
@@ -314,7 +313,7 @@ class SharedBudget:
     async def hold(self, chat: Any, seconds: float) -> None:
         key, rate, burst = self._chat(chat)
         try:
-            await self._script("hold")([shared.key("sends"), key], [seconds, *self.bot, rate, burst])
+            await shared.answer(self._script("hold")([shared.key("sends"), key], [seconds, *self.bot, rate, burst]))
         except shared.DOWN as exc:
             shared.warn_down("pacing Telegram sends", exc)
             await self.fallback.hold(chat, seconds)
