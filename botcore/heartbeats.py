@@ -1,6 +1,6 @@
 """Which processes serve the bot right now. The bot (polling, or inside the web server behind the
-webhook) and every Celery worker write a heartbeat every EVERY_SECONDS; `processes()` reads them, so an
-operator can see what is alive and since when, and what went silent."""
+webhook), every Celery worker and celery beat write a heartbeat every EVERY_SECONDS, from when they
+start; `processes()` reads them, so an operator can see what is alive and since when, and what went silent."""
 
 import logging
 import threading
@@ -64,7 +64,8 @@ def beat_safely(kind: str) -> None:
 
 
 def beat_in_background(kind: str) -> threading.Thread:
-    """For a process with no event loop of its own (a Celery worker): a thread that beats until it exits."""
+    """For a process with no event loop of its own (a Celery worker, celery beat): a thread that beats until
+    it exits."""
 
     def forever() -> None:
         while True:

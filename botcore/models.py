@@ -111,12 +111,13 @@ class ProcessedUpdate(models.Model):
 
 
 class Heartbeat(models.Model):
-    """A process serving the bot (the bot itself, polling or behind the webhook, or a Celery worker)
-    saying it is alive: written every heartbeats.EVERY_SECONDS, read by heartbeats.processes()."""
+    """A process serving the bot (the bot itself, polling or behind the webhook, a Celery worker, or celery
+    beat) saying it is alive: written every heartbeats.EVERY_SECONDS, read by heartbeats.processes()."""
 
     class Kind(models.TextChoices):
         BOT = "bot", _("Bot")
         WORKER = "worker", _("Worker")
+        BEAT = "beat", _("Beat")
 
     name = models.CharField(max_length=200, unique=True)  # host:pid:random, as it names the jobs it runs
     kind = models.CharField(max_length=10, choices=Kind.choices)

@@ -37,9 +37,9 @@ def use_broker(url, queue):
 
 
 @contextmanager
-def celery_broker(url):
+def celery_broker(url, queue=QUEUE):
     saved = celery_app.conf.broker_url, celery_app.conf.task_default_queue
-    use_broker(url, QUEUE)
+    use_broker(url, queue)
     try:
         yield url
     finally:
@@ -58,12 +58,17 @@ def dead_broker():
         yield url
 
 
-@contextmanager
-def celery_worker(env, *pool):
+def celery_worker(env, *pool, output=subprocess.PIPE):
     """`celery worker` in a process of its own, stopped (or killed) at the end."""
-    command = [sys.executable, "-m", "celery", "-A", "nanobot_site", "worker", *pool, "--loglevel=INFO"]
-    command += ["--without-gossip", "--without-mingle", "--without-heartbeat"]
-    process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    return celery(env, "worker", *pool, "--without-gossip", "--without-mingle", "--without-heartbeat", output=output)
+
+
+@contextmanager
+def celery(env, *arguments, output=subprocess.PIPE):
+    """`celery -A nanobot_site <arguments>` in a process of its own, its log in `output`, stopped (or killed) at
+    the end."""
+    command = [sys.executable, "-m", "celery", "-A", "nanobot_site", *arguments, "--loglevel=INFO"]
+    process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=output, stderr=subprocess.STDOUT, text=True)
     try:
         yield process
     finally:

@@ -1,6 +1,5 @@
 """The one place the bot's handlers are registered; used by `runbot` (polling) and by tests."""
 
-import asyncio
 import logging
 from contextlib import AsyncExitStack
 
@@ -44,9 +43,9 @@ async def _post_init(application):
     await resources.enter_async_context(jobs.leases_held())
     beat = sync_to_async(heartbeats.beat_safely)
     await resources.enter_async_context(repeating(lambda: beat(Heartbeat.Kind.BOT), every=heartbeats.EVERY_SECONDS))
-    # Plain tasks, not application.create_task: Application.stop() would wait for them forever.
-    for work in (housekeeping.sweep_stale_forever(application.bot), housekeeping.recover_abandoned(application.bot)):
-        resources.callback(asyncio.create_task(work).cancel)
+    # Here without a broker, else in celery beat. Plain tasks, not application.create_task: Application.stop()
+    # would wait for them forever.
+    await resources.enter_async_context(housekeeping.done_here(application.bot))
     try:
         await application.bot.set_my_commands(COMMANDS)
     except TelegramError as exc:  # the menu is a convenience: the bot serves without it

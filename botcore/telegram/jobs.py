@@ -498,15 +498,20 @@ async def notify_admins(bot, error):
             await bot.send_message(admin_id, text, parse_mode=ParseMode.HTML)
 
 
-async def run_generation_standalone(generation_ids, status_message_id=None):
-    """Run one job outside the bot process (a Celery worker), with its own Bot and HTTP clients."""
-    bot = ExtBot(
+def standalone_bot():
+    """A Bot for a process that doesn't run the bot's application (a Celery worker), paced like the bot's."""
+    return ExtBot(
         settings.TELEGRAM_BOT_TOKEN,
         base_url=settings.TELEGRAM_BASE_URL,
         base_file_url=settings.TELEGRAM_BASE_FILE_URL,
         request=bot_request(),
         rate_limiter=outbound.for_settings(),
     )
+
+
+async def run_generation_standalone(generation_ids, status_message_id=None):
+    """Run one job outside the bot process (a Celery worker), with its own Bot and HTTP clients."""
+    bot = standalone_bot()
     await sync_to_async(connections.make_usable)()
     batch = await _rows(generation_ids)
     if not batch:
