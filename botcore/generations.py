@@ -28,7 +28,7 @@ from accounts import days, moderation, quota
 from accounts.models import ASPECT_RATIOS, Resolution, TelegramUser
 from accounts.users import user_touch
 
-from . import delivery_mode
+from . import delivery_mode, metrics
 from .errors import ErrorCode
 from .models import Generation
 from .providers.base import Usage
@@ -446,6 +446,8 @@ def finish(generation: Generation, status: str, charge: bool = True, **fields: A
                 paid = {name: fields[name] for name in PAID_FIELDS if name in fields}
                 Generation.objects.filter(pk=generation.pk).update(**paid)
             return False
+        # Counted once the close is committed; a failing count is logged, never the job's failure.
+        transaction.on_commit(lambda: metrics.generation_ended(generation, status, fields), robust=True)
         if status == Generation.Status.DELIVERED and fields.get("cache_key") and settings.RESULT_CACHE_SECONDS:
             key, pk = fields["cache_key"], generation.pk
             transaction.on_commit(lambda: cache.set(_cache_entry(key), pk, settings.RESULT_CACHE_SECONDS))

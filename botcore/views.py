@@ -9,19 +9,14 @@ import json
 import logging
 
 from django.conf import settings
-from django.http import (
-    HttpResponse,
-    HttpResponseBadRequest,
-    HttpResponseForbidden,
-    HttpResponseNotFound,
-    JsonResponse,
-)
+from django.http import HttpResponse, HttpResponseNotFound, JsonResponse
+from django.urls import reverse
 from django.utils.crypto import constant_time_compare
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_POST
 from telegram.error import InvalidToken
 
-from . import health
+from . import health, metrics
 from .telegram import application as bot_application
 from .telegram import updates
 
@@ -50,29 +45,83 @@ async def stop_application():
         _running = None
 
 
-@csrf_exempt
-@require_POST
-async def webhook(request):
+async def take_update(secret_given, body):
+    """What the webhook answers Telegram (an HTTP status) for one POST: the update queued for the bot."""
     secret = settings.TELEGRAM_WEBHOOK_SECRET
     if not secret:
-        return HttpResponseNotFound()
-    if not constant_time_compare(request.headers.get("X-Telegram-Bot-Api-Secret-Token", ""), secret):
-        return HttpResponseForbidden()
+        return 404
+    if not constant_time_compare(secret_given, secret):
+        return 403
     try:
-        data = json.loads(request.body)
+        data = json.loads(body)
     except ValueError:
-        return HttpResponseBadRequest()
+        return 400
     try:
         application = await running_application()
     except InvalidToken:  # PTB's message quotes the token: never logged
         log.error("the bot token was rejected; the webhook can't serve updates")
-        return HttpResponse(status=503)
+        return 503
     # An update we can't read is answered 200 all the same: an error would make Telegram send it again.
     update = updates.parse(data, application.bot)
     if update is not None:
         # Queued, not processed here: Telegram gets its 200 at once and the bot handles updates concurrently.
         await application.update_queue.put(update)
-    return HttpResponse()
+    return 200
+
+
+@csrf_exempt
+@require_POST
+async def webhook(request):
+    status = await take_update(request.headers.get("X-Telegram-Bot-Api-Secret-Token", ""), request.body)
+    return HttpResponse(status=status)
+
+
+def webhook_first(django_application):
+    """The ASGI application to serve: Telegram's POSTs to the webhook go to `take_update` directly,
+    everything else to Django.
+
+    Django's middleware would cost an update more than the bot's own work: each one's sync half runs on
+    a thread, two trips per middleware per request, on a thread made for each request (about 4 ms of a
+    web worker's CPU per update; docs/benchmarks.md, "Webhook ingest"). None of it serves the webhook: no
+    session, user, CSRF token, language or page headers; Telegram's secret token is its authentication.
+    """
+    path = reverse("telegram-webhook")
+
+    async def application(scope, receive, send):
+        if scope["type"] != "http" or scope["path"] != path or scope["method"] != "POST":
+            return await django_application(scope, receive, send)
+        body, size = [], 0
+        while True:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                return
+            body.append(message.get("body", b""))
+            size += len(body[-1])
+            if size > settings.DATA_UPLOAD_MAX_MEMORY_SIZE:  # Django's limit on a request body
+                status = 413
+                break
+            if not message.get("more_body", False):
+                secret = next((v for k, v in scope["headers"] if k == b"x-telegram-bot-api-secret-token"), b"")
+                status = await take_update(secret.decode("latin-1"), b"".join(body))
+                break
+        await send({"type": "http.response.start", "status": status, "headers": [(b"content-length", b"0")]})
+        await send({"type": "http.response.body", "body": b""})
+
+    return application
+
+
+@require_GET
+def scrape(request):
+    """The figures for Prometheus (botcore/metrics.py), to a scraper sending `Authorization: Bearer
+    <METRICS_TOKEN>`; without a token configured there is no such page."""
+    token = settings.METRICS_TOKEN
+    if not token:
+        return HttpResponseNotFound()
+    scheme, _, given = request.headers.get("Authorization", "").partition(" ")
+    if scheme.lower() != "bearer" or not constant_time_compare(given.strip(), token):
+        return HttpResponse(status=401, headers={"WWW-Authenticate": 'Bearer realm="metrics"'})
+    body, content_type = metrics.page(request.headers.get("Accept", ""))
+    return HttpResponse(body, content_type=content_type, headers={"Cache-Control": "no-store"})
 
 
 @require_GET

@@ -2,7 +2,7 @@ from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
-from botcore.views import healthz, webhook
+from botcore.views import healthz, scrape, webhook
 from nanobot_site.api import api
 
 urlpatterns = [
@@ -13,4 +13,5 @@ urlpatterns = [
     path("api/", api.urls),
     path("telegram/webhook/", webhook, name="telegram-webhook"),
     path("healthz", healthz, name="healthz"),
+    path("metrics", scrape, name="metrics"),
 ]

@@ -1,12 +1,12 @@
 """Image providers behind one interface: `await provider.generate(ImageRequest) -> ImageResult`."""
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 
 import httpx
 from django.conf import settings
 
-from botcore import shared
+from botcore import metrics, shared
 
 from . import registry
 from .base import ImageRequest, ImageResult, ProviderError, Reference, Turn
@@ -33,6 +33,30 @@ __all__ = [
 _breakers: dict[str, Breaker] = {}
 
 
+def _breaker(name: str) -> Breaker | None:
+    """The provider's breaker, made to keep its state in Redis when CACHE_URL names one."""
+    if name not in _breakers and shared.redis_url() is not None:
+        _breakers[name] = SharedBreaker(
+            name,
+            settings.PROVIDER_BREAKER_FAILURES,
+            settings.PROVIDER_BREAKER_SECONDS,
+            # a trial call lasts at most the timeout, each retry included
+            trial_seconds=settings.PROVIDER_TIMEOUT_SECONDS * (settings.PROVIDER_MAX_RETRIES + 1),
+        )
+    return _breakers.get(name)
+
+
+def _breaker_states() -> Iterator[tuple[str, str]]:
+    """(provider, state) of each configured provider's breaker known here: all of them with Redis; without,
+    those this process has called (a web process that only serves the dashboard has none)."""
+    for name in settings.IMAGE_PROVIDERS:
+        if (breaker := _breaker(name)) is not None:
+            yield name, breaker.state
+
+
+metrics.read_breakers(_breaker_states)
+
+
 @asynccontextmanager
 async def open_provider() -> AsyncIterator[ProviderChain]:
     """The configured providers as one chain, with its own HTTP connection pool, closed on exit."""
@@ -41,16 +65,8 @@ async def open_provider() -> AsyncIterator[ProviderChain]:
     timeout = httpx.Timeout(settings.PROVIDER_TIMEOUT_SECONDS)
     async with httpx.AsyncClient(transport=transport, timeout=timeout) as client:
         providers = registry.configured(client)
-        if shared.redis_url() is not None:
-            for provider in providers:
-                if provider.name not in _breakers:
-                    _breakers[provider.name] = SharedBreaker(
-                        provider.name,
-                        settings.PROVIDER_BREAKER_FAILURES,
-                        settings.PROVIDER_BREAKER_SECONDS,
-                        # a trial call lasts at most the timeout, each retry included
-                        trial_seconds=settings.PROVIDER_TIMEOUT_SECONDS * (settings.PROVIDER_MAX_RETRIES + 1),
-                    )
+        for provider in providers:
+            _breaker(provider.name)
         yield ProviderChain(
             providers,
             breaker_failures=settings.PROVIDER_BREAKER_FAILURES,

@@ -38,7 +38,7 @@ from redis.commands.core import AsyncScript
 from telegram.error import RetryAfter, TelegramError
 from telegram.ext import BaseRateLimiter
 
-from botcore import shared
+from botcore import metrics, shared
 
 log = logging.getLogger(__name__)
 
@@ -389,6 +389,7 @@ class Outbound(BaseRateLimiter[int]):
                 result = await callback(*args, **kwargs)
             except RetryAfter as exc:
                 self.rate_limited += 1
+                metrics.telegram_429(endpoint)
                 wait = retry_seconds(exc.retry_after)
                 await self.budget.hold(chat, wait)
                 if attempt == self.retries:
