@@ -40,6 +40,12 @@ class Album:
     shape: tuple[int, int] | None  # the first part's to arrive
     captioned: Update | None  # the update of the part carrying the caption, if one did
 
+    @property
+    def caption(self) -> str | None:
+        """The album's caption: the user's prompt."""
+        message = self.captioned.effective_message if self.captioned is not None else None
+        return message.caption if message is not None else None
+
 
 async def gathered(application: Application, chat_id: int, group_id: str, part: Part) -> Album | None:
     """Add `part` to its album and wait ALBUM_WAIT_SECONDS: the whole album if no part came after it,

@@ -147,11 +147,10 @@ async def _collect_album_part(update, context):
     album = await albums.gathered(context.application, message.chat_id, message.media_group_id, part)
     if album is None:
         return
-    if album.captioned is None:
+    if not album.caption:
         await message.reply_html(texts.say(identity(update).language_code, texts.PHOTO_NEEDS_CAPTION))
         return
-    caption = album.captioned.effective_message.caption
-    await submit(album.captioned, context, caption, references=album.references, shape=album.shape)
+    await submit(album.captioned, context, album.caption, references=album.references, shape=album.shape)
 
 
 def _image_file_id(message):
