@@ -188,7 +188,7 @@ _proxy_ssl_header = envstr("SECURE_PROXY_SSL_HEADER", "")
 if _proxy_ssl_header:
     SECURE_PROXY_SSL_HEADER = ("HTTP_" + _proxy_ssl_header.upper().replace("-", "_"), "https")
 SECURE_SSL_REDIRECT = envbool("SECURE_SSL_REDIRECT", False)
-SECURE_REDIRECT_EXEMPT = [r"^healthz$"]  # probes ask over plain HTTP from inside the network
+SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^metrics$"]  # probes and scrapers ask over plain HTTP from inside the network
 SESSION_COOKIE_SECURE = envbool("SESSION_COOKIE_SECURE", False)
 CSRF_COOKIE_SECURE = envbool("CSRF_COOKIE_SECURE", False)
 SECURE_HSTS_SECONDS = envint("SECURE_HSTS_SECONDS", 0)
@@ -356,12 +356,65 @@ JOB_LEASE_SECONDS = envint("JOB_LEASE_SECONDS", 30)
 if isinstance(JOB_LEASE_SECONDS, int) and JOB_LEASE_SECONDS < 2:
     _problem("JOB_LEASE_SECONDS must be 2 or more: a lease is renewed six times in its length")
 
+# Prometheus (GET /metrics, botcore/metrics.py, docs/deploy.md): scraped with this token as a bearer token;
+# empty, there is no such page (404).
+METRICS_TOKEN = envstr("METRICS_TOKEN", "")
+if METRICS_TOKEN and not re.fullmatch(r"[A-Za-z0-9._~+/=-]{16,256}", METRICS_TOKEN):
+    _problem("METRICS_TOKEN must be 16-256 characters of A-Z, a-z, 0-9 and . _ ~ + / = -")
+# prometheus-client's multiprocess mode: every process of this machine (web workers, Celery workers, the
+# bot) writes its own figures to files here and a scrape sums them. Empty: each process keeps its own, and
+# /metrics shows the serving process's. Empty it when the machine's processes all start, not as each does.
+METRICS_DIR = envstr("PROMETHEUS_MULTIPROC_DIR", "")
+if METRICS_DIR and not Path(METRICS_DIR).is_dir():
+    _problem("PROMETHEUS_MULTIPROC_DIR must name an existing directory")
+
 # Jobs run in a Celery worker when a broker is configured, else inside the bot process.
 CELERY_BROKER_URL = envstr("CELERY_BROKER_URL", "")
 CELERY_TASK_DEFAULT_QUEUE = envstr("CELERY_QUEUE", "nanobot")
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+
+
+# The longest a generation can legitimately take in a worker, in seconds. With the defaults:
+#      31  a dead worker's lease running out before its job is taken over           JOB_LEASE_SECONDS + 1
+#   + 546  image calls: each provider once, the last one retried, with backoff     (1 + 2) x 180 + 2 + 4
+#          (twice or four times that when UPSTREAM_CONCURRENCY < 4: a batch's images take turns)
+#   +  60  Telegram calls before the image: the input photos, the status message
+#   + 380  the upload, photo and original file, each connect 10 + write 120 + read 30, then retried
+#          through Telegram's passing faults for SEND_RETRY_SECONDS                 2 x 160 + 60
+#   = 1017 s, about 17 minutes.
+def _longest_job():
+    calls = len(IMAGE_PROVIDERS) + PROVIDER_MAX_RETRIES
+    backoff = sum(min(30.0, PROVIDER_RETRY_BASE_SECONDS * 2**n) for n in range(PROVIDER_MAX_RETRIES))
+    turns = -(-4 // min(4, max(1, UPSTREAM_CONCURRENCY)))  # generations.MAX_BATCH images, so many at once
+    upload = 2 * (10 + 120 + 30) + SEND_RETRY_SECONDS  # botcore/telegram/transport.py's timeouts
+    return JOB_LEASE_SECONDS + 1 + turns * (calls * PROVIDER_TIMEOUT_SECONDS + backoff) + 60 + upload
+
+
+# A job still running at this soft limit is stopped: failed, its user told, its quota released (botcore/tasks.py).
+# The hard limit, JOB_STOP_SECONDS later (room for the two Telegram calls that tell the user), kills the worker's
+# process; the stale-job sweep then tells the user. Celery's prefork pool (the default) enforces both.
+JOB_TIME_LIMIT_SECONDS = envfloat("JOB_TIME_LIMIT_SECONDS", _longest_job())
+if isinstance(JOB_TIME_LIMIT_SECONDS, float) and JOB_TIME_LIMIT_SECONDS <= 0:
+    _problem("JOB_TIME_LIMIT_SECONDS must be above 0")
+JOB_STOP_SECONDS = 120
+# Redis hands an unacknowledged task (acks_late: acknowledged when done) to another worker after this long: it must
+# outlast the longest task, or a job still running would be brought twice (harmless, see jobs.run_generation's
+# takeover, but it holds a worker until the first one's lease ends). Twice the hard limit, for the time a task
+# also waits in a worker's prefetch or for a retry's countdown. Broadcasts may run longer; a second delivery of one
+# finds it started and returns. With RabbitMQ, the broker's consumer_timeout (30 minutes by default) must likewise
+# be longer than the hard limit (JOB_TIME_LIMIT_SECONDS + JOB_STOP_SECONDS), or it closes the worker's channel.
+CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": int(2 * (JOB_TIME_LIMIT_SECONDS + JOB_STOP_SECONDS))}
+# A worker started before its broker waits for it, as it does when the connection drops later.
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+
+# Housekeeping (botcore/telegram/housekeeping.py: the stale-job sweep, forgetting old results, update ids and silent
+# processes, day summaries): its most frequent chores run this often, the others every so many of these. Done by
+# celery beat when a broker is configured, else in the bot's own loop.
+HOUSEKEEPING_SECONDS = envfloat("HOUSEKEEPING_SECONDS", 60.0)
+if isinstance(HOUSEKEEPING_SECONDS, float) and HOUSEKEEPING_SECONDS <= 0:
+    _problem("HOUSEKEEPING_SECONDS must be above 0")
 
 # text: one line each for people; json: one JSON object each for a log collector, with the generation
 # id on every line a job logs.

@@ -142,13 +142,15 @@ def compose_config(tmp_path, env, *args):
     )
 
 
-def test_the_compose_file_runs_the_web_server_the_worker_and_the_polling_bot_on_postgresql_and_redis(tmp_path):
+def test_the_compose_file_runs_the_web_server_the_worker_beat_and_the_polling_bot_on_postgresql_and_redis(tmp_path):
     config = compose_config(tmp_path, "SECRET_KEY=x\nPOSTGRES_PASSWORD=pw\n", "config")
     assert config.returncode == 0, config.stderr
     services = compose_config(tmp_path, "SECRET_KEY=x\nPOSTGRES_PASSWORD=pw\n", "config", "--services")
-    assert set(services.stdout.split()) == {"postgres", "redis", "migrate", "web", "worker", "bot"}
-    for command in ("uvicorn", "nanobot_site.asgi:application", "celery", "runbot", "migrate"):
+    assert set(services.stdout.split()) == {"postgres", "redis", "migrate", "web", "worker", "beat", "bot"}
+    for command in ("uvicorn", "nanobot_site.asgi:application", "celery", "worker", "beat", "runbot", "migrate"):
         assert f"- {command}\n" in config.stdout
+    # beat keeps its schedule where the image's unprivileged user may write (Dockerfile: /app is root's).
+    assert "- --schedule\n" in config.stdout and "- /tmp/celerybeat-schedule\n" in config.stdout
     assert "DATABASE_URL: postgres://nanobot:pw@postgres:5432/nanobot" in config.stdout
 
 
