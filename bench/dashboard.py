@@ -34,8 +34,8 @@ def seed(users, generations):
         cursor.execute(
             """
             INSERT INTO accounts_telegramuser (telegram_id, username, first_name, language_code, tier_id,
-                resolution, aspect_ratio, is_active, created_at, last_seen_at)
-            SELECT 5000000 + g, 'bench_' || g, 'Bench ' || g, 'en', %s, '2K', '1:1', g %% 50 <> 0,
+                resolution, aspect_ratio, is_active, ever_banned, created_at, last_seen_at)
+            SELECT 5000000 + g, 'bench_' || g, 'Bench ' || g, 'en', %s, '2K', '1:1', g %% 50 <> 0, false,
                 now() - g * interval '5 minutes', now() - g * interval '1 minute'
             FROM generate_series(1, %s) AS g
             """,
