@@ -11,7 +11,7 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-SCENARIOS = ["burst", "overhead", "memory", "bombs", "race", "dashboard"]
+SCENARIOS = ["burst", "overhead", "memory", "bombs", "race", "dashboard", "ingest"]
 
 
 def parse_args(argv):
@@ -26,6 +26,14 @@ def parse_args(argv):
     parser.add_argument("--requests", type=int, default=1000, help="race: simultaneous requests")
     parser.add_argument("--dashboard-users", type=int, default=100_000, help="dashboard: users to seed")
     parser.add_argument("--dashboard-generations", type=int, default=1_000_000, help="dashboard: generations to seed")
+    parser.add_argument("--ingest-rates", type=int, nargs="+", default=[500, 1000], help="ingest: updates/s offered")
+    parser.add_argument("--ingest-seconds", type=float, default=10.0, help="ingest: seconds of load per phase")
+    parser.add_argument("--ingest-connections", type=int, default=40, help="ingest: connections (Telegram's default)")
+    parser.add_argument("--ingest-users", type=int, default=2000, help="ingest: registered users writing")
+    parser.add_argument("--ingest-workers", type=int, default=2, help="ingest: uvicorn worker processes")
+    parser.add_argument("--ingest-cache", default="redis://127.0.0.1:6379/12", help="ingest: the server's CACHE_URL")
+    parser.add_argument("--ingest-profile", type=Path, help="ingest: py-spy each web worker into this directory")
+    parser.add_argument("--ingest-app", default="nanobot_site.asgi:application", help="ingest: the ASGI app served")
     parser.add_argument("--json", type=Path, help="where to write the results (default bench/results/<time>.json)")
     args = parser.parse_args(argv)
     unknown = set(args.scenarios) - set(SCENARIOS)
@@ -43,7 +51,7 @@ def main(argv=None):
     from django.conf import settings
     from django.test.utils import setup_databases, teardown_databases
 
-    from . import dashboard, scenarios
+    from . import dashboard, ingest, scenarios
 
     chosen = args.scenarios or SCENARIOS
     databases = setup_databases(verbosity=0, interactive=False)
@@ -62,6 +70,19 @@ def main(argv=None):
                 figures = run(scenarios.bombs(args.bombs))
             elif name == "race":
                 figures = scenarios.race(args.requests)
+            elif name == "ingest":
+                figures = run(
+                    ingest.ingest(
+                        args.ingest_rates,
+                        args.ingest_seconds,
+                        args.ingest_connections,
+                        args.ingest_users,
+                        args.ingest_workers,
+                        args.ingest_cache,
+                        args.ingest_profile,
+                        args.ingest_app,
+                    )
+                )
             else:
                 figures = dashboard.dashboard(args.dashboard_users, args.dashboard_generations)
             results["scenarios"][name] = figures

@@ -81,8 +81,9 @@ def webhook_first(django_application):
     everything else to Django.
 
     Django's middleware would cost an update more than the bot's own work: each one's sync half runs on
-    a thread, two trips per middleware per request, on a thread made for each request (about 4 ms of a
-    web worker's CPU per update; docs/benchmarks.md, "Webhook ingest"). None of it serves the webhook: no
+    a thread, two trips per middleware per request, on a thread made for each request (through Django,
+    a web worker spent 15 ms of CPU per update and took 107 a second; without it 0.7-2.8 ms and 500 a
+    second with room to spare: docs/benchmarks.md, "Webhook ingest"). None of it serves the webhook: no
     session, user, CSRF token, language or page headers; Telegram's secret token is its authentication.
     """
     path = reverse("telegram-webhook")
