@@ -60,8 +60,15 @@ class AuditEntryAdmin(admin.ModelAdmin):
     list_filter = ["action"]
     search_fields = ["actor_name", "target"]
 
+    # The record of what staff did: read only, for superusers too. Entries are written by accounts.staff only.
+    def has_add_permission(self, request):
+        return False
+
     def has_change_permission(self, request, obj=None):
-        return False  # the record of what staff did is not for editing
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
 
 
 @admin.register(ApiToken)

@@ -10,9 +10,10 @@ from django.utils.translation import gettext_lazy as _
 
 
 class Resolution(models.TextChoices):
-    R1K = "1K"
-    R2K = "2K"
-    R4K = "4K"
+    # Labelled, or Django would show the members' names ("R1K") to people.
+    R1K = "1K", "1K"
+    R2K = "2K", "2K"
+    R4K = "4K", "4K"
 
 
 RESOLUTION_ORDER: list[str] = [Resolution.R1K, Resolution.R2K, Resolution.R4K]

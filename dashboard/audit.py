@@ -18,7 +18,8 @@ def audit_log(request):
         entries = entries.filter(actor_name=actor)
     page = Paginator(entries, 50).get_page(request.GET.get("page"))
     actions = AuditEntry.objects.order_by("action").values_list("action", flat=True).distinct()
-    return render(request, "dashboard/audit.html", {"page": page, "actions": actions, "chosen": action or ""})
+    context = {"page": page, "actions": actions, "chosen": action or "", "actor": actor or ""}
+    return render(request, "dashboard/audit.html", context)
 
 
 urlpatterns = [path("audit/", audit_log, name="audit")]

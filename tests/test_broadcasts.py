@@ -113,4 +113,4 @@ def test_the_audit_log_shows_who_changed_what(admin_client, default_tiers):
     user = UserFactory(username="<b>eve</b>", tier=Tier.objects.get(name="free"))
     staff.change_tier(actor=admin, user=user, tier=Tier.objects.get(name="premium"))
     page = admin_client.get("/audit/?action=user.tier").content.decode()
-    assert "user.tier" in page and "@&lt;b&gt;eve&lt;/b&gt;" in page and "tier: premium" in page
+    assert "moved @&lt;b&gt;eve&lt;/b&gt;" in page and "tier: free → premium" in page
