@@ -102,3 +102,20 @@ async def test_user_writing_in_chinese_is_answered_in_traditional_chinese(bot, t
     tg.push_text(ALICE, "/quota", language_code="zh-hant")
     [reply] = await tg.wait_for_call("sendMessage")
     assert "今天還剩 5 / 5 張" in reply.params["text"]
+
+
+async def test_user_whose_telegram_is_in_mainland_chinese_is_answered_in_simplified_chinese(bot, tg):
+    tg.push_text(ALICE, "/start", first_name="Alice", language_code="zh-CN")
+    [welcome] = await tg.wait_for_call("sendMessage")
+    tg.push_text(ALICE, "/hd a castle", language_code="zh-CN")
+    [_, refusal] = await tg.wait_for_call("sendMessage", count=2)
+
+    assert welcome.params["text"].startswith("Alice 你好！我用 Nano Banana Pro 把文字变成图片。")
+    assert "今天还剩 5 / 5 张" in welcome.params["text"]
+    assert refusal.params["text"] == "你的方案不包含 4K 图片，最高可用 2K。"
+
+
+async def test_user_whose_telegram_is_in_taiwanese_chinese_is_still_answered_in_traditional_chinese(bot, tg):
+    tg.push_text(ALICE, "/hd a castle", language_code="zh-TW")
+    [refusal] = await tg.wait_for_call("sendMessage")
+    assert refusal.params["text"] == "你的方案不包含 4K 圖片，最高可用 2K。"

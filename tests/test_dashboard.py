@@ -68,3 +68,11 @@ def test_staff_reading_traditional_chinese_get_the_dashboard_in_it(admin_client)
     Generation.objects.create(user=UserFactory(), chat_id=1, prompt="a cat", status="delivered")
     page = admin_client.get("/", HTTP_ACCEPT_LANGUAGE="zh-hant").content.decode()
     assert "今天" in page and "使用者" in page and "已送出" in page
+
+
+@pytest.mark.parametrize("asked", ["zh-CN", "zh-Hans", "zh"])
+def test_staff_reading_simplified_chinese_get_the_dashboard_in_it(admin_client, asked):
+    Generation.objects.create(user=UserFactory(), chat_id=1, prompt="a cat", status="delivered")
+    page = admin_client.get("/", HTTP_ACCEPT_LANGUAGE=asked).content.decode()
+    assert '<html lang="zh-hans">' in page
+    assert "今天" in page and "用户" in page and "已送达" in page and "使用者" not in page

@@ -126,9 +126,21 @@ ADMIN_ALERT = _(
 )
 
 
+TRADITIONAL_REGIONS = {"tw", "hk", "mo"}
+
+
 def language(code):
-    """The UI language for a Telegram language code: Traditional Chinese for zh-*, else English."""
-    return "zh-hant" if (code or "").lower().startswith("zh") else "en"
+    """The UI language for a Telegram language code, an IETF tag such as "en", "zh-hans" or "zh-hant-tw":
+    Chinese by the script the tag names, else by its region (Taiwan, Hong Kong and Macau write Traditional);
+    plain "zh" and every other region read Simplified, as most Chinese readers do. Everything else is English."""
+    subtags = (code or "").lower().replace("_", "-").split("-")
+    if subtags[0] != "zh":
+        return "en"
+    if "hans" in subtags:
+        return "zh-hans"
+    if "hant" in subtags or TRADITIONAL_REGIONS.intersection(subtags):
+        return "zh-hant"
+    return "zh-hans"
 
 
 def say(lang, message, **params):
