@@ -183,6 +183,10 @@ class Broadcast(models.Model):
         TOKEN_REJECTED = "token_rejected", _("Telegram rejected the bot's token (TELEGRAM_BOT_TOKEN).")
         UNREACHABLE = "unreachable", _("Telegram could not be reached; send it again later.")
         ERROR = "error", _("An unexpected error stopped it; the server's log has the details.")
+        QUEUE_UNREACHABLE = (
+            "queue_unreachable",
+            _("The task queue (CELERY_BROKER_URL) could not be reached; send it again once it is back."),
+        )
 
     text = models.TextField()
     tier = models.ForeignKey(Tier, null=True, blank=True, on_delete=models.SET_NULL, help_text="Empty: everyone.")
@@ -197,7 +201,16 @@ class Broadcast(models.Model):
     failed = models.PositiveIntegerField(default=0)
     failure = models.CharField(max_length=20, choices=Failure.choices, blank=True)
     created_at = models.DateTimeField(default=timezone.now)
+    started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
+    # Written with every step (queued, taken, each batch, finished): progress that stopped moving means
+    # the process sending it died (broadcasts.progress).
+    updated_at = models.DateTimeField(default=timezone.now)
+    resume_after = models.PositiveBigIntegerField(
+        default=0, help_text="The last user (pk) the sending went through; sending the rest starts after it."
+    )
+    # Counted up each time a process takes it: a process that finds a newer number has been replaced, and stops.
+    run = models.PositiveIntegerField(default=0)
 
     class Meta:
         ordering = ["-created_at"]
@@ -210,3 +223,31 @@ class Broadcast(models.Model):
         if self.audience and self.tier_id is None:
             return users.none()  # its tier was deleted: those users aren't "everyone"
         return users.filter(tier=self.tier_id) if self.tier_id else users
+
+
+class FailedRecipient(models.Model):
+    """A user a broadcast did not reach, and why; Telegram's own words for an error that has no name here."""
+
+    class Reason(models.TextChoices):
+        BLOCKED = "blocked", _("Blocked the bot.")
+        DEACTIVATED = "deactivated", _("Deleted their Telegram account.")
+        CHAT_NOT_FOUND = "chat_not_found", _("Chat not found: they never started the bot, or the chat is gone.")
+        ERROR = "error", _("Telegram refused the message.")
+
+    # Read a page at a time in send order: the index below, not the foreign key's own.
+    broadcast = models.ForeignKey(Broadcast, on_delete=models.CASCADE, related_name="failed_recipients", db_index=False)
+    user = models.ForeignKey(TelegramUser, on_delete=models.CASCADE, related_name="+")
+    reason = models.CharField(max_length=20, choices=Reason.choices)
+    description = models.CharField(max_length=300, blank=True, help_text="Telegram's answer, as it said it.")
+
+    class Meta:
+        indexes = [models.Index(fields=["broadcast", "id"])]
+
+    def __str__(self) -> str:
+        return f"{self.user_id}: {self.reason}"
+
+    @property
+    def sentence(self) -> str:
+        if self.reason == self.Reason.ERROR and self.description:
+            return _("Telegram refused the message: %(description)s") % {"description": self.description}
+        return str(self.get_reason_display())

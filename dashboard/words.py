@@ -66,6 +66,7 @@ ACTIONS = {
     "keyword.update": _("changed %(target)s"),
     "keyword.delete": _("deleted %(target)s"),
     "broadcast.start": _("sent a broadcast"),
+    "broadcast.resume": _("sent the rest of a broadcast"),
 }
 
 ACTION_NAMES = {
@@ -80,6 +81,7 @@ ACTION_NAMES = {
     "keyword.update": _("Change a keyword"),
     "keyword.delete": _("Delete a keyword"),
     "broadcast.start": _("Send a broadcast"),
+    "broadcast.resume": _("Send the rest of a broadcast"),
 }
 
 FIELDS = {
@@ -100,6 +102,8 @@ FIELDS = {
     "note": _("note"),
     "is_active": _("active"),
     "text": _("message"),
+    "sent": _("sent before"),
+    "gone_through": _("users gone through before"),
 }
 
 
