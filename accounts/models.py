@@ -59,6 +59,11 @@ class TelegramUser(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
     last_seen_at = models.DateTimeField(default=timezone.now)
 
+    class Meta:
+        # The dashboard's users list sorts by it (who was here lately); it is written at most once a
+        # minute per user (users.SEEN_RESOLUTION), so keeping the index up costs little.
+        indexes = [models.Index(fields=["last_seen_at"], name="accounts_user_last_seen")]
+
     def __str__(self) -> str:
         return f"@{self.username}" if self.username else f"{self.first_name or 'user'} ({self.telegram_id})"
 

@@ -219,5 +219,17 @@ def save_keyword(
     return keyword
 
 
+@transaction.atomic
+def delete_keyword(*, actor: User | None, keyword: BannedKeyword) -> None:
+    """Delete a keyword: prompts with it are let through again (at once in this process, as for save_keyword)."""
+    locked = BannedKeyword.objects.select_for_update().filter(pk=keyword.pk).first()
+    if locked is None:  # another staff member deleted it a moment ago
+        raise StaffError(_("The keyword “%(phrase)s” was already deleted.") % {"phrase": keyword.phrase})
+    before = _fields(locked, KEYWORD_FIELDS)
+    locked.delete()
+    transaction.on_commit(lambda: cache.delete(moderation.KEYWORDS_CACHE_KEY))
+    record(actor, "keyword.delete", f"keyword {before['phrase']}", before, {})
+
+
 def _fields(instance: models.Model, names: list[str]) -> dict[str, Any]:
     return {name: getattr(instance, name) for name in names}

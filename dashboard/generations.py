@@ -1,28 +1,41 @@
-"""The generation log: filters, and one generation in detail with its image.
+"""The generation log: filters, totals, a CSV of it, and one generation in detail with its image.
 
-The list pages by keyset (created_at, pk) newest first, so a page is one indexed query however
-many rows there are and however deep it goes; there is no total count, only next and previous.
+The list pages by keyset (created_at, pk), newest or oldest first, so a page is one indexed query
+however many rows there are and however deep it goes; there are no page numbers, only next and
+previous. Its total comes from the day summaries, or, for one user, their rows through the
+(user, created_at) index: never a count over the whole log.
 """
 
+import csv
+import io
 import mimetypes
 import posixpath
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 
+from asgiref.sync import sync_to_async
 from django import forms
 from django.conf import settings
-from django.http import FileResponse, Http404
+from django.core.handlers.asgi import ASGIRequest
+from django.db.models import Count, Sum
+from django.http import FileResponse, Http404, StreamingHttpResponse
 from django.shortcuts import get_object_or_404, render
-from django.urls import path
+from django.urls import path, reverse
+from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from accounts import days
 from accounts.models import Resolution, TelegramUser
+from botcore import summaries
 from botcore.models import Generation
 
 from .access import staff_required
+from .costs import _text, _usd
 from .ranges import DateRangeForm
 
 PAGE_SIZE = 50
+CSV_BATCH = 2000
+THUMB_PIXELS = 96  # a thumbnail's longer side
 IMAGE_TYPES = {"image/png", "image/jpeg", "image/webp", "image/gif"}
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 MICROSECOND = timedelta(microseconds=1)
@@ -37,8 +50,12 @@ class FilterForm(DateRangeForm):
     )
     resolution = forms.ChoiceField(label=_("Resolution"), choices=ANY + Resolution.choices, required=False)
     cache = forms.ChoiceField(label=_("Cache hit"), choices=ANY + [("yes", _("yes")), ("no", _("no"))], required=False)
+    # Only orders an index keeps: created_at's, alone or after the column filtered on.
+    sort = forms.ChoiceField(
+        label=_("Order"), choices=[("", _("newest first")), ("oldest", _("oldest first"))], required=False
+    )
 
-    field_order = ["status", "user", "from", "to", "model", "resolution", "cache"]
+    field_order = ["status", "user", "from", "to", "model", "resolution", "cache", "sort"]
 
     def clean_user(self):
         """The ids of the users meant (usually one, none when no one matches), or None when empty.
@@ -57,23 +74,63 @@ class FilterForm(DateRangeForm):
         return list(users.values_list("pk", flat=True)[:10])
 
 
+def _matching(rows, data):
+    """`rows` that the status, model, resolution and cache filters match: generations or day
+    summaries, which have the same columns."""
+    if data.get("status"):
+        rows = rows.filter(status=data["status"])
+    if data.get("model"):
+        rows = rows.filter(model=data["model"].strip())
+    if data.get("resolution"):
+        rows = rows.filter(resolution=data["resolution"])
+    if data.get("cache"):
+        rows = rows.filter(cache_hit=data["cache"] == "yes")
+    return rows
+
+
 def _filtered(data):
     generations = Generation.objects.select_related("user").defer("thought_signature", "references", "error_message")
-    if data.get("status"):
-        generations = generations.filter(status=data["status"])
     if data.get("user") is not None:
         generations = generations.filter(user_id__in=data["user"])
     if data.get("from"):
         generations = generations.filter(created_at__gte=days.start_of(data["from"]))
     if data.get("to"):
         generations = generations.filter(created_at__lt=days.start_of(data["to"] + timedelta(1)))
-    if data.get("model"):
-        generations = generations.filter(model=data["model"].strip())
-    if data.get("resolution"):
-        generations = generations.filter(resolution=data["resolution"])
-    if data.get("cache"):
-        generations = generations.filter(cache_hit=data["cache"] == "yes")
-    return generations
+    return _matching(generations, data)
+
+
+def totals(data):
+    """How many generations the filters match and what they cost: {"images", "spend", "statuses": [(status's
+    label, images)]}. One user's are counted through the (user, created_at) index; anyone's are read from
+    the day summaries (which have every other filter's column) and the open days' generations."""
+    if data.get("user") is not None:
+        return _totals_of([_by_status(_filtered(data), Count("pk"), Sum("cost_usd"))])
+    first = data.get("from") or _first_day()
+    last = data.get("to") or days.today()
+    summed, open_from = summaries.closed(first, last)
+    parts = [_by_status(_matching(summed, data), Sum("images"), Sum("spend"))]
+    opened = _filtered(data).filter(created_at__gte=days.start_of(open_from))
+    parts.append(_by_status(opened, Count("pk"), Sum("cost_usd")))
+    return _totals_of(parts)
+
+
+def _first_day():
+    first = Generation.objects.order_by("created_at").values_list("created_at", flat=True).first()
+    return days.today(first)  # today when there are none
+
+
+def _by_status(rows, images, spend):
+    return rows.order_by().values_list("status").annotate(images=images, spend=spend)
+
+
+def _totals_of(parts):
+    images, spend = {}, Decimal(0)
+    for part in parts:
+        for status, count, cost in part:
+            images[status] = images.get(status, 0) + count
+            spend += cost or 0
+    statuses = [(label, images[status]) for status, label in Generation.Status.choices if images.get(status)]
+    return {"images": sum(images.values()), "spend": spend, "statuses": statuses}
 
 
 def _cursor(generation):
@@ -89,45 +146,174 @@ def _parse_cursor(value):
         return None
 
 
-def page_of(generations, before=None, after=None):
-    """Up to PAGE_SIZE generations older than `before` or newer than `after` (cursors), newest first;
-    with whether there are more to either side."""
-    if after:
-        moment, pk = after
-        newer = generations.filter(created_at__gte=moment).exclude(created_at=moment, pk__lte=pk)
-        rows = list(newer.order_by("created_at", "pk")[: PAGE_SIZE + 1])
+def _older(generations, cursor):
+    moment, pk = cursor
+    return generations.filter(created_at__lte=moment).exclude(created_at=moment, pk__gte=pk)
+
+
+def _newer(generations, cursor):
+    moment, pk = cursor
+    return generations.filter(created_at__gte=moment).exclude(created_at=moment, pk__lte=pk)
+
+
+def _order(newest):
+    return ("-created_at", "-pk") if newest else ("created_at", "pk")
+
+
+def page_of(generations, before=None, after=None, newest=True):
+    """Up to PAGE_SIZE generations older than `before` or newer than `after` (cursors), newest or oldest
+    first; with whether there are more to either side (previous, next)."""
+    onward, back = (before, after) if newest else (after, before)
+    following, preceding = (_older, _newer) if newest else (_newer, _older)
+    if back:
+        rows = list(preceding(generations, back).order_by(*_order(not newest))[: PAGE_SIZE + 1])
         if rows:
             return rows[:PAGE_SIZE][::-1], len(rows) > PAGE_SIZE, True
-    if before:
-        moment, pk = before
-        generations = generations.filter(created_at__lte=moment).exclude(created_at=moment, pk__gte=pk)
-    rows = list(generations.order_by("-created_at", "-pk")[: PAGE_SIZE + 1])
-    return rows[:PAGE_SIZE], bool(before), len(rows) > PAGE_SIZE
+    if onward:
+        generations = following(generations, onward)
+    rows = list(generations.order_by(*_order(newest))[: PAGE_SIZE + 1])
+    return rows[:PAGE_SIZE], bool(onward), len(rows) > PAGE_SIZE
 
 
-def _link(request, **cursor):
+def thumbnail_size(aspect_ratio):
+    """(width, height) of a thumbnail THUMB_PIXELS on its longer side in `aspect_ratio` ("16:9"; a square
+    when it can't be read), so that the page doesn't jump about as the images come in."""
+    width, _sep, height = aspect_ratio.partition(":")
+    try:
+        width, height = int(width), int(height)
+    except ValueError:
+        return THUMB_PIXELS, THUMB_PIXELS
+    if width <= 0 or height <= 0:
+        return THUMB_PIXELS, THUMB_PIXELS
+    longer = max(width, height)
+    return round(THUMB_PIXELS * width / longer), round(THUMB_PIXELS * height / longer)
+
+
+def with_thumbnails(generations):
+    """`generations` (as a list), each with the thumb_width and thumb_height of its thumbnail."""
+    generations = list(generations)
+    for generation in generations:
+        generation.thumb_width, generation.thumb_height = thumbnail_size(generation.aspect_ratio)
+    return generations
+
+
+def _query(request, **changes):
+    """The list's query string without its page cursors, with `changes`."""
     params = request.GET.copy()
     for name in ("before", "after"):
         params.pop(name, None)
-    params.update(cursor)
-    return "?" + params.urlencode()
+    params.update(changes)
+    return params.urlencode()
 
 
 @staff_required
 def generation_list(request):
     form = FilterForm(request.GET)
     form.is_valid()  # invalid fields are reported and left out; the valid ones still filter
+    data = form.cleaned_data
+    newest = data.get("sort") != "oldest"
     before, after = _parse_cursor(request.GET.get("before")), _parse_cursor(request.GET.get("after"))
-    rows, has_previous, has_next = page_of(_filtered(form.cleaned_data), before=before, after=after)
+    rows, has_previous, has_next = page_of(_filtered(data), before=before, after=after, newest=newest)
+    back, onward = ("after", "before") if newest else ("before", "after")  # the cursors are named by time
     context = {
         "form": form,
-        "generations": rows,
-        "previous": _link(request, after=_cursor(rows[0])) if has_previous and rows else None,
-        "next": _link(request, before=_cursor(rows[-1])) if has_next and rows else None,
-        "unknown_user": form.cleaned_data.get("user") == [],
+        "generations": with_thumbnails(rows),
+        "newest": newest,
+        "previous": "?" + _query(request, **{back: _cursor(rows[0])}) if has_previous and rows else None,
+        "next": "?" + _query(request, **{onward: _cursor(rows[-1])}) if has_next and rows else None,
+        "totals": totals(data),
+        "export": "?".join(filter(None, [reverse("dashboard:generations-export"), _query(request)])),
+        "unknown_user": data.get("user") == [],
         "models": sorted({model for models in settings.IMAGE_PRICES.values() for model in models}),
     }
     return render(request, "dashboard/generations/list.html", context)
+
+
+# CSV: English headers and plain numbers, for spreadsheets and scripts; a byte order mark first, so that
+# Excel reads it as UTF-8 (Chinese prompts and names) and not in the computer's own code page.
+
+CSV_COLUMNS = {
+    "id": "pk",
+    "created_at": "created_at",
+    "telegram_id": "user__telegram_id",
+    "username": "user__username",
+    "kind": "kind",
+    "status": "status",
+    "error_code": "error_code",
+    "prompt": "prompt",
+    "model": "model",
+    "resolution": "resolution",
+    "aspect_ratio": "aspect_ratio",
+    "cache_hit": "cache_hit",
+    "cost_usd": "cost_usd",
+    "latency_ms": "total_latency_ms",
+}
+
+
+def csv_chunks(generations, newest=True):
+    """The CSV of `generations`, in chunks of CSV_BATCH rows: each chunk is one indexed query after the
+    last row of the one before, so a million rows take no more memory than two thousand."""
+    yield _csv_text([list(CSV_COLUMNS)], bom=True)
+    rows = generations.values_list(*CSV_COLUMNS.values()).order_by(*_order(newest))
+    following = _older if newest else _newer
+    batch = list(rows[:CSV_BATCH])
+    while batch:
+        yield _csv_text(_csv_row(row) for row in batch)
+        if len(batch) < CSV_BATCH:
+            return
+        pk, created_at = batch[-1][:2]
+        batch = list(following(rows, (created_at, pk))[:CSV_BATCH])
+
+
+def _csv_row(row):
+    pk, created_at, telegram_id, username, kind, status, error_code, prompt, model, *rest = row
+    resolution, aspect_ratio, cache_hit, cost, latency = rest
+    return [
+        pk,
+        timezone.localtime(created_at).isoformat(timespec="seconds"),
+        telegram_id,
+        _text(username),
+        kind,
+        status,
+        error_code,
+        _text(prompt),
+        _text(model),
+        resolution,
+        aspect_ratio,
+        "yes" if cache_hit else "no",
+        _usd(cost),
+        latency,
+    ]
+
+
+def _csv_text(rows, bom=False):
+    buffer = io.StringIO()
+    if bom:
+        buffer.write("\ufeff")
+    csv.writer(buffer).writerows(rows)
+    return buffer.getvalue().encode()
+
+
+async def _one_at_a_time(chunks):
+    """`chunks`, each made in a worker thread when it is to be sent: under ASGI, Django would read a
+    plain iterator to its end, a million rows into memory, before sending the first byte."""
+    make = sync_to_async(next)
+    while (chunk := await make(chunks, None)) is not None:
+        yield chunk
+
+
+@staff_required
+def generation_export(request):
+    """The list as CSV, every row its filters match, in its order."""
+    form = FilterForm(request.GET)
+    form.is_valid()  # as on the list: invalid fields are left out
+    chunks = csv_chunks(_filtered(form.cleaned_data), newest=form.cleaned_data.get("sort") != "oldest")
+    response = StreamingHttpResponse(
+        _one_at_a_time(chunks) if isinstance(request, ASGIRequest) else chunks,
+        content_type="text/csv; charset=utf-8",
+    )
+    response["Content-Disposition"] = f'attachment; filename="nanobot-generations-{days.today()}.csv"'
+    return response
 
 
 @staff_required
@@ -164,6 +350,7 @@ def generation_image(request, pk):
 
 urlpatterns = [
     path("generations/", generation_list, name="generations"),
+    path("generations/export.csv", generation_export, name="generations-export"),
     path("generations/<int:pk>/", generation_detail, name="generation"),
     path("generations/<int:pk>/image/", generation_image, name="generation-image"),
 ]

@@ -109,6 +109,21 @@ def keyword_edit(request, pk):
     return render(request, "dashboard/moderation/keyword.html", {"form": form, "keyword": keyword})
 
 
+@staff_required
+def keyword_delete(request, pk):
+    """Asks first (GET), deletes on the answer (POST)."""
+    keyword = get_object_or_404(BannedKeyword, pk=pk)
+    if request.method != "POST":
+        return render(request, "dashboard/moderation/keyword_delete.html", {"keyword": keyword})
+    try:
+        staff.delete_keyword(actor=request.user, keyword=keyword)
+    except staff.StaffError as refusal:
+        messages.error(request, str(refusal))
+    else:
+        messages.success(request, _("Keyword “%(phrase)s” deleted.") % {"phrase": keyword.phrase})
+    return redirect("dashboard:keywords")
+
+
 def filtered_bans(status, now):
     bans = Ban.objects.select_related("user", "created_by", "lifted_by").order_by("-created_at", "-pk")
     if status == "active":
@@ -146,6 +161,7 @@ def ban_lift(request, pk):
 urlpatterns = [
     path("keywords/", keyword_list, name="keywords"),
     path("keywords/<int:pk>/", keyword_edit, name="keyword"),
+    path("keywords/<int:pk>/delete/", keyword_delete, name="keyword-delete"),
     path("bans/", ban_list, name="bans"),
     path("bans/<int:pk>/lift/", ban_lift, name="ban-lift"),
 ]

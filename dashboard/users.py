@@ -18,25 +18,32 @@ from accounts.models import Ban, QuotaUsage, TelegramUser, Tier
 from accounts.users import search
 
 from .access import staff_required
+from .generations import with_thumbnails
 
 PER_PAGE = 50
 HISTORY_DAYS = 30
 RECENT_GENERATIONS = 20
 
 YES_NO = [("", gettext_lazy("Any")), ("yes", gettext_lazy("Yes")), ("no", gettext_lazy("No"))]
-# Only indexed columns, so a sorted page stays fast however many users there are; pk breaks ties.
-# (The id follows created_at, so "newest" needs no index of its own.)
+# The columns the list sorts by, and their orderings: only indexed ones, so a sorted page stays fast
+# however many users there are; pk breaks ties. (The id follows created_at, so "joined" needs no index
+# of its own.) A leading "-" reverses one: "-username" is Z to A.
 SORTS = {
-    "newest": ("-pk",),
-    "oldest": ("pk",),
-    "username": ("username", "pk"),
     "telegram_id": ("telegram_id",),
+    "username": ("username", "pk"),
+    "joined": ("pk",),
+    "last_seen": ("last_seen_at", "pk"),
 }
-SORT_CHOICES = [
-    ("newest", gettext_lazy("Newest")),
-    ("oldest", gettext_lazy("Oldest")),
-    ("username", gettext_lazy("Username")),
+NEWEST_FIRST = {"joined", "last_seen"}  # a first click on these shows the latest first
+DEFAULT_SORT = "-joined"
+COLUMNS = [
     ("telegram_id", gettext_lazy("Telegram id")),
+    ("username", gettext_lazy("Username")),
+    (None, gettext_lazy("First name")),
+    (None, gettext_lazy("Tier")),
+    (None, gettext_lazy("State")),
+    ("joined", gettext_lazy("Joined")),
+    ("last_seen", gettext_lazy("Last seen")),
 ]
 
 
@@ -50,7 +57,32 @@ class FilterForm(forms.Form):
     tier = forms.ModelChoiceField(Tier.objects.all(), required=False, empty_label=gettext_lazy("Any tier"))
     banned = forms.ChoiceField(choices=YES_NO, required=False, label=gettext_lazy("Banned"))
     active = forms.ChoiceField(choices=YES_NO, required=False, label=gettext_lazy("Active"))
-    sort = forms.ChoiceField(choices=SORT_CHOICES, required=False, label=gettext_lazy("Sort"))
+    # Chosen by the column headers' links; kept here so that filtering keeps the order.
+    sort = forms.ChoiceField(
+        choices=[(f"{way}{column}", column) for column in SORTS for way in ("", "-")],
+        required=False,
+        widget=forms.HiddenInput,
+    )
+
+
+def ordering(sort):
+    """The order_by() fields of a sort ("username", "-joined")."""
+    fields = SORTS[sort.removeprefix("-")]
+    return [f"-{field}" for field in fields] if sort.startswith("-") else list(fields)
+
+
+def headers(sort):
+    """The list's column headers: each one's label and, for a column it sorts by, the sort its link asks
+    for (the current one reversed, on the column sorted by) and the way it is sorted now, if it is."""
+    current, descending = sort.removeprefix("-"), sort.startswith("-")
+    for column, label in COLUMNS:
+        if column is None:
+            yield {"label": label}
+        elif column == current:
+            way = "descending" if descending else "ascending"
+            yield {"label": label, "sort": column if descending else f"-{column}", "sorted": way}
+        else:
+            yield {"label": label, "sort": f"-{column}" if column in NEWEST_FIRST else column}
 
 
 class TierForm(forms.Form):
@@ -82,7 +114,7 @@ def filtered_users(data):
         users = users.filter(banned=data["banned"] == "yes")
     if data.get("active"):
         users = users.filter(is_active=data["active"] == "yes")
-    return users.order_by(*SORTS[data.get("sort") or "newest"])
+    return users.order_by(*ordering(data.get("sort") or DEFAULT_SORT))
 
 
 @staff_required
@@ -90,7 +122,8 @@ def user_list(request):
     form = FilterForm(request.GET)
     form.is_valid()  # an invalid filter is left out of cleaned_data, so it is simply ignored
     page = Paginator(filtered_users(form.cleaned_data), PER_PAGE).get_page(request.GET.get("page"))
-    return render(request, "dashboard/users/list.html", {"form": form, "page": page})
+    columns = list(headers(form.cleaned_data.get("sort") or DEFAULT_SORT))
+    return render(request, "dashboard/users/list.html", {"form": form, "page": page, "columns": columns})
 
 
 def history(user, day):
@@ -115,7 +148,7 @@ def user_detail(request, pk):
         "history_total": sum(images for _day, images, _granted in used),
         "active_ban": moderation.active_ban(user),
         "bans": user.bans.select_related("created_by", "lifted_by").order_by("-created_at"),
-        "generations": user.generations.order_by("-created_at")[:RECENT_GENERATIONS],
+        "generations": with_thumbnails(user.generations.order_by("-created_at", "-pk")[:RECENT_GENERATIONS]),
         "tier_form": TierForm(initial={"tier": user.tier}),
         "grant_form": GrantForm(),
         "ban_form": BanForm(),

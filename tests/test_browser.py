@@ -11,7 +11,7 @@ from django.contrib.auth import get_user_model
 from django.utils import timezone
 from playwright.sync_api import expect
 
-from accounts.models import TelegramUser, Tier
+from accounts.models import Ban, TelegramUser, Tier
 from botcore import generations
 from botcore.models import Generation
 from tests.factories import TierFactory, UserFactory
@@ -79,6 +79,12 @@ def test_staff_find_a_user_and_ban_them(signed_in):
     page.keyboard.press("Enter")
     page.get_by_role("link", name="@spammer").first.click()
     page.fill("[name=reason]", "sent spam to the bot")
+    questions = []
+    page.once("dialog", lambda dialog: (questions.append(dialog.message), dialog.dismiss()))
+    page.get_by_role("button", name="Ban").click()  # asked first; "Cancel" sends nothing
+    assert questions == ["Ban @spammer? The bot will refuse their requests until the ban ends."]
+    assert not Ban.objects.exists()
+    page.once("dialog", lambda dialog: dialog.accept())
     page.get_by_role("button", name="Ban").click()
     assert page.get_by_text("sent spam to the bot").first.is_visible()
     assert page.get_by_role("button", name="Lift ban").is_visible()

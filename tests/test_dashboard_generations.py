@@ -1,13 +1,19 @@
-from datetime import date, timedelta
+import codecs
+import csv
+import io
+from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
 
 import pytest
+from asgiref.sync import sync_to_async
 from django.contrib.auth import get_user_model
 from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
 
+from accounts import days
 from accounts.days import start_of as day_start
 from botcore.models import Generation
-from dashboard.generations import PAGE_SIZE
+from dashboard.generations import CSV_BATCH, PAGE_SIZE
 from tests.factories import UserFactory
 
 pytestmark = pytest.mark.django_db
@@ -92,7 +98,9 @@ def test_staff_pages_through_many_generations_newest_first(admin_client, django_
 
     seen, url, pages = [], "/generations/", []
     while url:
-        with django_assert_max_num_queries(3):  # session, staff user, one page of generations
+        # Session, staff user, one page of generations; and the total: the first day, the days still
+        # open, the summaries' and the open days' figures, the summaries kept.
+        with django_assert_max_num_queries(8):
             response = admin_client.get(url)
         pages.append(response)
         seen += [g.pk for g in response.context["generations"]]
@@ -134,11 +142,11 @@ def test_the_detail_shows_everything_about_one_generation(admin_client, django_a
         "4K",
         "16:9",
         "gemini / gemini-3-pro-image-preview",
-        "timeout",
+        "The provider took too long to answer.",
         "upstream took too long",
         "1234 ms",
         "2345 ms",
-        "$0.1340",
+        "$0.13",
         f"/generations/{parent.pk}/",
         "@carol",
     ]:
@@ -176,3 +184,139 @@ def test_the_detail_lists_what_builds_on_it_in_a_fixed_number_of_queries(admin_c
     with django_assert_max_num_queries(4):  # session, staff user, the generation, what builds on it
         page = admin_client.get(f"/generations/{parent.pk}/").content.decode()
     assert all(f"/generations/{child.pk}/" in page for child in children)
+
+
+def test_the_list_shows_thumbnails_words_money_and_zoned_times(admin_client, settings):
+    settings.TIME_ZONE = "Asia/Taipei"
+    user = UserFactory()
+    kept = make(
+        user,
+        datetime(2025, 3, 10, 4, 5, tzinfo=UTC),
+        prompt="a very long prompt about a cat " * 10,
+        aspect_ratio="9:16",
+        cost_usd="0.1340",
+        original=default_storage.save("results/t/thumb.png", ContentFile(PNG)),
+    )
+    make(user, status="failed", error_code="timeout")
+    page = admin_client.get("/generations/").content.decode()
+    thumbnail = (
+        f'<a href="/generations/{kept.pk}/"><img class="thumb" src="/generations/{kept.pk}/image/" '
+        f'width="54" height="96" alt="a very long prompt about a cat a very long prompt about a cat a very long '
+        f'promp…" loading="lazy"></a>'
+    )
+    assert thumbnail in page and page.count('class="thumb"') == 1  # only a kept image has one
+    assert "2025-03-10 12:05 CST" in page and "$0.13" in page and "$0.1340" not in page
+    assert "Failed: The provider took too long to answer." in page and "(timeout)" not in page
+
+
+def test_the_total_counts_and_sums_every_generation_the_filters_match(admin_client):
+    alice, bob = UserFactory(username="alice"), UserFactory(username="bob")
+    today = days.today()
+    for n, (user, status, model, cost) in enumerate(
+        [
+            (alice, "delivered", "m-pro", "0.1340"),
+            (alice, "failed", "m-pro", "0"),
+            (bob, "delivered", "m-lite", "0.0390"),
+            (bob, "delivered", "m-pro", "0.2400"),
+            (bob, "refused", "", "0"),
+        ]
+    ):
+        for day in (today - timedelta(days=10 + n), today - timedelta(days=2), today):  # closed days, and open
+            make(user, day_start(day) + timedelta(hours=1), status=status, model=model, cost_usd=cost)
+
+    def total(**filters):
+        totals = admin_client.get("/generations/", filters).context["totals"]
+        rows = Generation.objects.filter(pk__in=listed(admin_client, **filters))
+        assert totals["images"] == rows.count() and totals["spend"] == sum(g.cost_usd for g in rows), filters
+        return totals
+
+    everything = total()
+    assert everything["images"] == 15 and everything["spend"] == Decimal("1.2390")
+    assert everything["statuses"] == [("Delivered", 9), ("Failed", 3), ("Refused", 3)]
+    assert total(status="delivered")["images"] == 9
+    assert total(model="m-pro", **{"from": str(today - timedelta(days=2))})["images"] == 6
+    assert total(user="@bob", status="delivered")["spend"] == Decimal("0.8370")
+    assert total(user="@nobody")["images"] == 0
+    page = admin_client.get("/generations/", {"status": "delivered", "user": "@alice"}).content.decode()
+    assert "3 generations, $0.40" in page and "(Delivered: 3)" in page
+
+
+def test_staff_page_oldest_first_both_ways(admin_client):
+    user = UserFactory()
+    moment = day_start(date(2025, 1, 1))
+    Generation.objects.bulk_create(
+        Generation(
+            user=user, chat_id=1, prompt=f"p{n}", status="delivered", created_at=moment + timedelta(seconds=n // 2)
+        )
+        for n in range(PAGE_SIZE + 10)
+    )
+    oldest_first = list(Generation.objects.order_by("created_at", "pk").values_list("pk", flat=True))
+    first = admin_client.get("/generations/", {"sort": "oldest"})
+    assert [g.pk for g in first.context["generations"]] == oldest_first[:PAGE_SIZE]
+    assert "Newer →" in first.content.decode()
+    second = admin_client.get("/generations/" + first.context["next"])
+    assert [g.pk for g in second.context["generations"]] == oldest_first[PAGE_SIZE:]
+    assert second.context["next"] is None and "sort=oldest" in second.context["previous"]
+    back = admin_client.get("/generations/" + second.context["previous"])
+    assert [g.pk for g in back.context["generations"]] == oldest_first[:PAGE_SIZE] and back.context["previous"] is None
+
+
+def csv_of(response):
+    body = b"".join(response.streaming_content)
+    assert body.startswith(codecs.BOM_UTF8)  # Excel then reads it as UTF-8
+    return list(csv.reader(io.StringIO(body.decode("utf-8-sig"))))
+
+
+def test_the_csv_has_every_filtered_row_readable_by_excel_and_harmless(admin_client):
+    alice = UserFactory(username="alice")
+    make(alice, prompt="一隻貓在月光下", model="m-pro", cost_usd="0.1340", total_latency_ms=9000)
+    make(alice, prompt='=HYPERLINK("http://evil.example","click")', status="failed", error_code="safety")
+    make(UserFactory(username="bob"), prompt="someone else's")
+
+    page = admin_client.get("/generations/", {"user": "@alice"}).content.decode()
+    assert '<a href="/generations/export.csv?user=%40alice">Download these as CSV</a>' in page
+    response = admin_client.get("/generations/export.csv", {"user": "@alice"})
+    assert response["Content-Type"] == "text/csv; charset=utf-8"
+    assert response["Content-Disposition"].startswith('attachment; filename="nanobot-generations-')
+    header, formula, cat = csv_of(response)
+    assert header[:9] == [
+        "id",
+        "created_at",
+        "telegram_id",
+        "username",
+        "kind",
+        "status",
+        "error_code",
+        "prompt",
+        "model",
+    ]
+    row = dict(zip(header, cat, strict=True))
+    assert row["prompt"] == "一隻貓在月光下" and row["username"] == "alice" and row["cost_usd"] == "0.1340"
+    assert (row["status"], row["latency_ms"], row["cache_hit"]) == ("delivered", "9000", "no")
+    assert dict(zip(header, formula, strict=True))["prompt"] == '\'=HYPERLINK("http://evil.example","click")'
+
+
+def test_the_csv_of_many_rows_is_read_in_batches_in_the_lists_order(admin_client, django_assert_max_num_queries):
+    user = UserFactory()
+    moment = day_start(date(2025, 1, 1))
+    Generation.objects.bulk_create(
+        Generation(user=user, chat_id=1, prompt=f"p{n}", created_at=moment + timedelta(seconds=n // 3))
+        for n in range(2 * CSV_BATCH + 5)
+    )
+    with django_assert_max_num_queries(5):  # session, staff user, three batches
+        rows = csv_of(admin_client.get("/generations/export.csv", {"sort": "oldest"}))[1:]
+    assert [int(row[0]) for row in rows] == list(
+        Generation.objects.order_by("created_at", "pk").values_list("pk", flat=True)
+    )
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_under_asgi_the_csv_is_sent_as_it_is_made(async_client):
+    staff = await get_user_model().objects.acreate(username="olivia", is_staff=True)
+    await async_client.aforce_login(staff)
+    user = await sync_to_async(UserFactory)()
+    await Generation.objects.acreate(user=user, chat_id=1, prompt="一隻貓")
+    response = await async_client.get("/generations/export.csv")
+    assert response.is_async
+    body = b"".join([chunk async for chunk in response.streaming_content])
+    assert body.startswith(codecs.BOM_UTF8) and "一隻貓" in body.decode("utf-8-sig")

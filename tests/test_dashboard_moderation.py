@@ -1,11 +1,12 @@
 """Staff manage banned keywords (testing prompts as the bot sees them) and lift bans."""
 
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from django.contrib.auth import get_user_model
 from django.utils import timezone
 
+from accounts import moderation
 from accounts.models import AuditEntry, Ban, BannedKeyword
 from botcore import generations
 from tests.factories import BanFactory, KeywordFactory, UserFactory
@@ -167,3 +168,42 @@ def test_a_keyword_changed_since_the_page_was_opened_is_not_overwritten(admin_cl
     assert "Someone else changed this" in response.content.decode()
     keyword.refresh_from_db()
     assert (keyword.is_active, keyword.note) == (False, "")
+
+
+def test_staff_delete_a_keyword_after_being_asked_and_prompts_with_it_pass_again(
+    admin_client, django_capture_on_commit_callbacks
+):
+    keyword = KeywordFactory(phrase="dragon", note="no dragons")
+    assert moderation.matching_keyword("a red DRAGON") == "dragon"  # the keyword cache is filled
+    listing = admin_client.get("/keywords/").content.decode()
+    assert f'<a href="/keywords/{keyword.pk}/delete/">Delete “dragon”</a>' in listing
+
+    question = admin_client.get(f"/keywords/{keyword.pk}/delete/").content.decode()
+    assert "Delete keyword “dragon”?" in question and BannedKeyword.objects.exists()  # asking deletes nothing
+    with django_capture_on_commit_callbacks(execute=True):
+        response = admin_client.post(f"/keywords/{keyword.pk}/delete/", follow=True)
+    assert "Keyword “dragon” deleted." in response.content.decode()
+    assert not BannedKeyword.objects.exists()
+    assert moderation.matching_keyword("a red DRAGON") is None
+    entry = AuditEntry.objects.get()
+    assert (entry.actor_name, entry.action, entry.target) == ("admin", "keyword.delete", "keyword dragon")
+    assert entry.before == {"phrase": "dragon", "is_active": True, "note": "no dragons"} and entry.after == {}
+    assert admin_client.post(f"/keywords/{keyword.pk}/delete/").status_code == 404
+
+
+def test_only_staff_delete_keywords(client):
+    keyword = KeywordFactory()
+    url = f"/keywords/{keyword.pk}/delete/"
+    assert client.post(url).status_code == 302
+    client.force_login(get_user_model().objects.create_user("visitor"))
+    assert client.post(url).status_code == 403
+    assert BannedKeyword.objects.exists() and not AuditEntry.objects.exists()
+
+
+def test_the_ban_list_links_users_gives_times_with_their_zone_and_asks_before_lifting(admin_client, settings):
+    settings.TIME_ZONE = "Asia/Taipei"
+    ban = BanFactory(user=UserFactory(username="mallory"), created_at=datetime(2026, 3, 1, 4, 5, tzinfo=UTC))
+    page = admin_client.get("/bans/").content.decode()
+    assert f'<a href="/users/{ban.user.pk}/">@mallory</a>' in page and "2026-03-01 12:05 CST" in page
+    assert 'data-confirm="Lift the ban on @mallory? They can generate again at once."' in page
+    assert '<script src="/static/js/confirm.js" defer></script>' in page

@@ -42,6 +42,15 @@ def test_the_list_shows_how_many_users_each_tier_has(admin_client, django_assert
     assert {name: counts[name] for name in ["gold", "silver", "lead"]} == {"gold": 3, "silver": 1, "lead": 0}
 
 
+def test_the_list_names_sizes_and_its_delete_links_ask_first(admin_client):
+    tier = TierFactory(name="gold", max_resolution="4K")
+    page = admin_client.get("/tiers/").content.decode()
+    assert "<td>4K</td>" in page and "R4K" not in page
+    assert f'<a href="/tiers/{tier.pk}/delete/">Delete</a>' in page
+    assert "Delete tier “gold”?" in admin_client.get(f"/tiers/{tier.pk}/delete/").content.decode()
+    assert Tier.objects.filter(pk=tier.pk).exists()
+
+
 def test_staff_create_an_unlimited_tier_and_it_is_audited(admin_client):
     response = admin_client.post("/tiers/new/", form(daily_limit="", unlimited="on"), follow=True)
     assert "Tier “trial” saved." in response.content.decode()

@@ -1,6 +1,6 @@
 """The dashboard's users pages: find a user, see their usage, and change their tier, quota or ban."""
 
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from django.contrib.auth import get_user_model
@@ -129,6 +129,35 @@ def test_pagination_keeps_the_filters(staff_client):
     assert listed(second) == list(range(10_050, 10_055))
 
 
+def test_sorting_by_username_both_ways_keeps_the_search(staff_client):
+    for telegram_id, username in [(1, "cat_b"), (2, "cat_c"), (3, "cat_a"), (4, "dog")]:
+        UserFactory(telegram_id=telegram_id, username=username)
+    searched = staff_client.get("/users/", {"q": "cat"})
+    assert '<a href="?q=cat&amp;sort=username">Username</a>' in searched.content.decode()
+
+    ascending = staff_client.get("/users/", {"q": "cat", "sort": "username"})
+    assert listed(ascending) == [3, 1, 2]
+    page = ascending.content.decode()
+    assert '<th scope="col" aria-sort="ascending">' in page
+    assert '<a href="?q=cat&amp;sort=-username">Username</a>' in page  # a second click reverses it
+    assert 'name="sort" value="username"' in page  # filtering again keeps the order
+
+    descending = staff_client.get("/users/", {"q": "cat", "sort": "-username"})
+    assert listed(descending) == [2, 1, 3] and '<th scope="col" aria-sort="descending">' in descending.content.decode()
+    assert "3 users" in descending.content.decode()
+
+
+def test_recently_seen_and_newest_users_come_first_on_a_first_click(staff_client):
+    now = timezone.now()
+    for telegram_id, seen_days_ago in [(1, 5), (2, 1), (3, 9)]:
+        UserFactory(telegram_id=telegram_id, last_seen_at=now - timedelta(days=seen_days_ago))
+    page = staff_client.get("/users/").content.decode()
+    assert '<a href="?sort=-last_seen">Last seen</a>' in page and '<a href="?sort=joined">Joined</a>' in page
+    assert listed(staff_client.get("/users/", {"sort": "-last_seen"})) == [2, 1, 3]
+    assert listed(staff_client.get("/users/", {"sort": "last_seen"})) == [3, 1, 2]
+    assert listed(staff_client.get("/users/", {"sort": "joined"})) == [1, 2, 3]
+
+
 def test_a_page_costs_the_same_few_queries_however_many_users(staff_client, django_assert_max_num_queries):
     def add_users(count):
         for n in range(count):
@@ -169,15 +198,44 @@ def test_detail_says_unlimited_for_an_unlimited_tier(staff_client):
 
 def test_detail_lists_recent_generations_with_thumbnails_and_bans(staff_client):
     user = UserFactory()
-    kept = Generation(user=user, chat_id=1, prompt="a <b>bold</b> cat", status="delivered", cost_usd="0.134")
+    kept = Generation(
+        user=user, chat_id=1, prompt="a <b>bold</b> cat", status="delivered", cost_usd="0.134", aspect_ratio="16:9"
+    )
     kept.original.save("cat.png", ContentFile(b"png"), save=True)
-    Generation.objects.create(user=user, chat_id=1, prompt="no file", status="failed", error_code="safety")
+    failed = Generation.objects.create(user=user, chat_id=1, prompt="no file", status="failed", error_code="timeout")
     BanFactory(user=user, reason="old spam", lifted_at=timezone.now())
     BanFactory(user=user, reason="new <i>spam</i>")
     page = staff_client.get(f"/users/{user.pk}/").content.decode()
-    assert f'src="/generations/{kept.pk}/image/"' in page and page.count('class="thumb"') == 1
-    assert "a &lt;b&gt;bold&lt;/b&gt; cat" in page and "$0.1340" in page and "(safety)" in page
+    assert f'src="/generations/{kept.pk}/image/" width="96" height="54"' in page and page.count('class="thumb"') == 1
+    assert f'href="/generations/{kept.pk}/"' in page and f'href="/generations/{failed.pk}/"' in page
+    assert "a &lt;b&gt;bold&lt;/b&gt; cat" in page and "$0.13" in page and "$0.1340" not in page
+    assert "Failed: The provider took too long to answer." in page and "(timeout)" not in page
     assert "old spam" in page and "new &lt;i&gt;spam&lt;/i&gt;" in page and "Lift ban" in page
+
+
+def test_a_users_page_links_to_all_their_generations(staff_client):
+    user = UserFactory(telegram_id=4242, username="carol")
+    page = staff_client.get(f"/users/{user.pk}/").content.decode()
+    assert '<a href="/generations/?user=4242">All generations of @carol</a>' in page
+
+
+def test_times_on_a_users_page_carry_their_zone(staff_client, settings):
+    settings.TIME_ZONE = "Asia/Taipei"
+    user = UserFactory()
+    User = type(user)
+    User.objects.filter(pk=user.pk).update(last_seen_at=datetime(2026, 3, 1, 4, 5, tzinfo=UTC))
+    page = staff_client.get(f"/users/{user.pk}/").content.decode()
+    assert "2026-03-01 12:05 CST" in page  # last seen, in Taipei's time
+
+
+def test_banning_and_lifting_ask_first_in_the_browser(staff_client):
+    user = UserFactory(username="mallory")
+    page = staff_client.get(f"/users/{user.pk}/").content.decode()
+    assert 'data-confirm="Ban @mallory? The bot will refuse their requests until the ban ends."' in page
+    assert '<script src="/static/js/confirm.js" defer></script>' in page
+    BanFactory(user=user)
+    page = staff_client.get(f"/users/{user.pk}/").content.decode()
+    assert 'data-confirm="Lift the ban on @mallory? They can generate again at once."' in page
 
 
 def test_staff_changes_a_users_tier(staff_client, staff_user):

@@ -126,3 +126,16 @@ def test_an_action_that_would_change_nothing_or_cannot_be_kept_is_refused(operat
     with pytest.raises(staff.StaffError, match=says):
         action(user, operator)
     assert not AuditEntry.objects.exists() and not Ban.objects.exists()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_deleting_a_keyword_lets_the_prompt_through_at_once_and_is_recorded(operator):
+    keyword = KeywordFactory(phrase="dragon")
+    assert moderation.matching_keyword("a dragon") == "dragon"  # fills the keyword cache
+    staff.delete_keyword(actor=operator, keyword=keyword)
+    assert moderation.matching_keyword("a dragon") is None
+    entry = AuditEntry.objects.get()
+    assert (entry.action, entry.target, entry.before["phrase"]) == ("keyword.delete", "keyword dragon", "dragon")
+    with pytest.raises(staff.StaffError, match="already deleted"):  # by another staff member, say
+        staff.delete_keyword(actor=operator, keyword=keyword)
+    assert AuditEntry.objects.count() == 1
