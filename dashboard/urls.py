@@ -1,6 +1,6 @@
 from django.urls import path
 
-from . import audit, broadcasts, costs, generations, moderation, tiers, users, views
+from . import audit, broadcasts, costs, generations, moderation, thumbnails, tiers, users, views
 
 app_name = "dashboard"
 urlpatterns = [
@@ -9,6 +9,7 @@ urlpatterns = [
     *tiers.urlpatterns,
     *moderation.urlpatterns,
     *generations.urlpatterns,
+    *thumbnails.urlpatterns,
     *costs.urlpatterns,
     *broadcasts.urlpatterns,
     *audit.urlpatterns,

@@ -200,7 +200,7 @@ def test_the_list_shows_thumbnails_words_money_and_zoned_times(admin_client, set
     make(user, status="failed", error_code="timeout")
     page = admin_client.get("/generations/").content.decode()
     thumbnail = (
-        f'<a href="/generations/{kept.pk}/"><img class="thumb" src="/generations/{kept.pk}/image/" '
+        f'<a href="/generations/{kept.pk}/"><img class="thumb" src="/generations/{kept.pk}/thumbnail.jpg" '
         f'width="54" height="96" alt="a very long prompt about a cat a very long prompt about a cat a very long '
         f'promp…" loading="lazy"></a>'
     )
