@@ -62,8 +62,13 @@ TABLES = {
     ],
 }
 # As the report has them: newest day first, most spent first, models A to Z.
-DEFAULT_SORTS = {"day": ("day", True), "week": ("day", True), "tier": ("spend", True), "user": ("spend", True)}
-DEFAULT_SORTS["model"] = ("model", False)
+DEFAULT_SORTS = {
+    "day": ("day", True),
+    "week": ("day", True),
+    "tier": ("spend", True),
+    "user": ("spend", True),
+    "model": ("model", False),
+}
 WEEKS_AFTER = 31  # days: a longer range's table has a row per week, each linking to its days
 
 
