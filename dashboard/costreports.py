@@ -9,6 +9,7 @@ templates only loop.
 """
 
 import heapq
+import math
 from collections import defaultdict
 from dataclasses import dataclass
 from datetime import date, timedelta
@@ -21,6 +22,7 @@ from botcore import summaries
 from botcore.summaries import SPEND_UNIT, created_on
 
 from .reports import figures_of
+from .templatetags.figures import usd
 
 ZERO = Decimal("0.0000")
 TOP_USERS = 50
@@ -43,6 +45,10 @@ class CostReport:
     @cached_property
     def days(self):
         return by_day(self.rows, self.first, self.last)
+
+    @cached_property
+    def weeks(self):
+        return by_week(self.days)
 
     @cached_property
     def totals(self):
@@ -72,6 +78,19 @@ def by_day(rows, first, last):
     empty = {"delivered": 0, "failed": 0, "spend": ZERO}
     days = [first + timedelta(n) for n in range((last - first).days + 1)]
     return [{"day": day, **{key: found.get(day, empty)[key] for key in empty}} for day in days]
+
+
+def by_week(days):
+    """The rows of by_day added up per week, Monday to Sunday, each cut to the range: `day` its first day
+    in the range, `last` its last."""
+    weeks = {}
+    for row in days:
+        monday = row["day"] - timedelta(row["day"].weekday())
+        week = weeks.setdefault(monday, {"day": row["day"], "delivered": 0, "failed": 0, "spend": ZERO})
+        week["last"] = row["day"]
+        for key in ("delivered", "failed", "spend"):
+            week[key] += row[key]
+    return list(weeks.values())
 
 
 def by_tier(rows):
@@ -131,57 +150,142 @@ def _shown(figures):
     return {key: figures[key] for key in SHOWN}
 
 
-# Charts: inline SVG, one point or bar per day.
+# Charts: inline SVG drawn here, one point or bar per day. The SVG is as wide as the page and a fixed
+# height, in CSS pixels: its text keeps its size on a phone instead of shrinking with the drawing. The
+# data are drawn in a nested SVG stretched to the width (a unit per day across, a pixel per unit down);
+# labels and markers sit in the outer one, across in percent of the width, down in pixels.
 
-WIDTH, HEIGHT = 720, 200
-LEFT, RIGHT, TOP, BOTTOM = 8, 8, 12, 8
-PLOT_WIDTH, PLOT_HEIGHT = WIDTH - LEFT - RIGHT, HEIGHT - TOP - BOTTOM
+HEIGHT = 184
+TOP, PLOT_HEIGHT = 18, 140  # above the plot: the top tick's label
+BOTTOM = TOP + PLOT_HEIGHT
+DATE_Y = HEIGHT - 6
+MOST_DATES = 5  # labels across: five "Mar 30"s fit the 300 px a chart has on a 390 px phone
+DATE_STEPS = (1, 2, 3, 7, 14, 21, 28, 42, 56, 91)  # days between two labels
+MARKED_DAYS = 31  # a line chart marks each day's point up to a month; past that the marks merge
+CENT = Decimal("0.01")
 
 
 def _coordinate(value):
     return f"{value:.1f}"  # a string, so localized number formatting never reaches the SVG
 
 
-def _frame(days, key):
+def _count(value):
+    return f"{value:,}"
+
+
+def _scale(largest, money):
+    """Round tick values from 0 to at least `largest`, 3 to 5 of them (for counts below 2, fewer): steps
+    of 1, 2, 2.5 or 5 times a power of ten, whole numbers for counts and whole cents for money."""
+    largest = Decimal(largest) if largest > 0 else Decimal(1)
+    wanted = max(largest / 4, CENT if money else Decimal(1))
+    magnitude = Decimal(10) ** wanted.adjusted()
+    for multiple in (1, 2, Decimal("2.5"), 5, 10):
+        step = multiple * magnitude
+        whole = step == step.quantize(CENT) if money else step == step.to_integral_value()
+        if whole and step >= wanted:
+            break
+    return [step * n for n in range(max(2, math.ceil(largest / step)) + 1)]
+
+
+def _tick_label(value, money, whole):
+    if not money:
+        return _count(int(value))
+    return f"${value:,.0f}" if whole else f"${value:,.2f}"
+
+
+def _dates(count):
+    """The days labelled on the x axis (their indexes): at most MOST_DATES, evenly spaced."""
+    step = next((step for step in DATE_STEPS if math.ceil(count / step) <= MOST_DATES), DATE_STEPS[-1])
+    return range(0, count, step)
+
+
+def _across(n, count):
+    """Where day `n`'s slot is centred, in percent of the chart's width."""
+    return (n + 0.5) / count * 100
+
+
+def _chart(days, key, money, budget=None):
+    """What every chart has: the values, their scale, the axes, and what it says in words."""
     values = [row[key] for row in days]
-    top = max(values, default=0)
-    return values, top, float(top) or 1.0
+    shares = [budget(row["day"]) for row in days] if budget else []
+    ticks = _scale(max([*values, *[share for share in shares if share]], default=0), money)
+    top = float(ticks[-1])
+    whole = all(tick == tick.to_integral_value() for tick in ticks)
+    shown = usd if money else _count
 
+    def down(value):  # pixels from the plot's top
+        return PLOT_HEIGHT * (1 - float(value) / top)
 
-def line_chart(days, key):
-    """A polyline with a point per day; `top` is the largest value, at the chart's top edge."""
-    values, top, scale = _frame(days, key)
-    step = PLOT_WIDTH / (len(days) - 1) if len(days) > 1 else 0
-    points = []
-    for n, (row, value) in enumerate(zip(days, values, strict=True)):
-        x = LEFT + (n * step if len(days) > 1 else PLOT_WIDTH / 2)
-        y = TOP + PLOT_HEIGHT * (1 - float(value) / scale)
-        points.append({"x": _coordinate(x), "y": _coordinate(y), "day": row["day"], "value": value})
-    return {
-        "width": WIDTH,
+    dates = []
+    for n in _dates(len(days)):
+        across = _across(n, len(days))
+        # Centred, but kept within the chart at its edges (a few pixels over is in the figure's margin).
+        anchor = "start" if across < 4 else "end" if across > 96 else "middle"
+        dates.append({"x": f"{across:.1f}%", "anchor": anchor, "day": days[n]["day"]})
+    peak = max(range(len(days)), key=lambda n: values[n], default=None)
+    peak = peak if peak is not None and values[peak] else None
+    chart = {
         "height": HEIGHT,
-        "baseline": _coordinate(TOP + PLOT_HEIGHT),
-        "top": top,
-        "points": points,
-        "polyline": " ".join(f"{p['x']},{p['y']}" for p in points),
-    }
-
-
-def bar_chart(days, key):
-    """A bar per day; `top` is the largest value, at the chart's top edge."""
-    values, top, scale = _frame(days, key)
-    slot = PLOT_WIDTH / max(len(days), 1)
-    bars = []
-    for n, (row, value) in enumerate(zip(days, values, strict=True)):
-        height = PLOT_HEIGHT * float(value) / scale
-        bars.append(
+        "top": TOP,
+        "bottom": BOTTOM,
+        "date_y": DATE_Y,
+        "tick_end": BOTTOM + 4,
+        "plot_height": PLOT_HEIGHT,
+        "slots": len(days),
+        "y_ticks": [
             {
-                "x": _coordinate(LEFT + n * slot + slot * 0.1),
-                "y": _coordinate(TOP + PLOT_HEIGHT - height),
-                "width": _coordinate(slot * 0.8),
-                "height": _coordinate(height),
-                "day": row["day"],
-                "value": value,
+                "y": _coordinate(TOP + down(tick)),
+                "label_y": _coordinate(TOP + down(tick) - 4),
+                "label": _tick_label(tick, money, whole),
             }
-        )
-    return {"width": WIDTH, "height": HEIGHT, "baseline": _coordinate(TOP + PLOT_HEIGHT), "top": top, "bars": bars}
+            for tick in ticks
+        ],
+        "x_ticks": dates,
+        "days": [{"day": row["day"], "value": row[key], "text": shown(row[key])} for row in days],
+        "first": days[0]["day"] if days else None,
+        "last": days[-1]["day"] if days else None,
+        "total": shown(sum(values, Decimal(0) if money else 0)),
+        "peak": {"day": days[peak]["day"], "text": shown(values[peak])} if peak is not None else None,
+        "budget": None,
+    }
+    if budget and days:
+        # A step where a month starts: a day of February has a larger share than one of March.
+        steps = [(0, down(shares[0]))]
+        for n in range(1, len(shares)):
+            if shares[n] != shares[n - 1]:
+                steps += [(n, steps[-1][1]), (n, down(shares[n]))]
+        steps.append((len(shares), steps[-1][1]))
+        chart["budget"] = {
+            "polyline": " ".join(f"{x},{_coordinate(y)}" for x, y in steps),
+            "label_y": _coordinate(TOP + steps[-1][1] - 6),
+            "text": usd(shares[-1]),
+        }
+    return chart, down
+
+
+def line_chart(days, key, money=False, budget=None):
+    """A line through a point per day, each day's point marked up to a month. `budget(day)`: a
+    money chart's budget line (budget.daily_share), drawn where the day's share is."""
+    chart, down = _chart(days, key, money, budget)
+    ys = [down(row["value"]) for row in chart["days"]]
+    chart["polyline"] = " ".join(f"{n + 0.5},{_coordinate(y)}" for n, y in enumerate(ys))
+    if len(days) <= MARKED_DAYS:
+        chart["points"] = [{"x": f"{_across(n, len(days)):.1f}%", "y": _coordinate(TOP + y)} for n, y in enumerate(ys)]
+    return chart
+
+
+def bar_chart(days, key, money=False):
+    """A bar per day."""
+    chart, down = _chart(days, key, money)
+    chart["bars"] = [
+        {
+            "x": _coordinate(n + 0.15),
+            "width": "0.7",
+            "y": _coordinate(down(row["value"])),
+            "height": _coordinate(PLOT_HEIGHT - down(row["value"])),
+            "day": row["day"],
+            "text": row["text"],
+        }
+        for n, row in enumerate(chart["days"])
+    ]
+    return chart

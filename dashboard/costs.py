@@ -1,17 +1,110 @@
 """Cost reports by day, tier, user, model and resolution, with charts and CSV export."""
 
 import csv
+from collections.abc import Callable
+from dataclasses import dataclass
+from decimal import ROUND_HALF_UP, Decimal
+from typing import Any
 
 from django.http import Http404, HttpResponse, HttpResponseBadRequest
 from django.shortcuts import render
 from django.urls import path
 from django.utils.http import urlencode
+from django.utils.translation import gettext_lazy
 
 from accounts import days
 
+from . import budget
 from .access import staff_required
 from .costreports import CostReport, bar_chart, line_chart
 from .ranges import PRESETS, PeriodForm, period
+
+# The report's tables sort by any column (?sort=table.column, -table.column the other way), in Python:
+# they are small and already read. A first click sorts numbers and days most first, words A to Z.
+TEXT, NUMBER, DATE = "text", "number", "date"
+
+
+@dataclass(frozen=True)
+class Column:
+    key: str
+    label: str
+    kind: str = NUMBER
+    value: Callable[[dict], Any] | None = None  # the value sorted on; default: row[key]
+
+    def of(self, row):
+        return self.value(row) if self.value else row[self.key]
+
+
+DELIVERED, FAILED, SPEND = (
+    Column("delivered", gettext_lazy("Delivered")),
+    Column("failed", gettext_lazy("Failed")),
+    Column("spend", gettext_lazy("Spend")),
+)
+TABLES = {
+    "day": [Column("day", gettext_lazy("Day"), DATE), DELIVERED, FAILED, SPEND],
+    "week": [Column("day", gettext_lazy("Week"), DATE), DELIVERED, FAILED, SPEND],
+    "tier": [Column("tier", gettext_lazy("Tier"), TEXT), DELIVERED, FAILED, SPEND],
+    "user": [
+        Column("name", gettext_lazy("User"), TEXT),
+        Column("tier", gettext_lazy("Tier"), TEXT, lambda row: row["user"].tier.name),
+        DELIVERED,
+        FAILED,
+        SPEND,
+    ],
+    "model": [
+        Column("model", gettext_lazy("Model"), TEXT),
+        Column("resolution", gettext_lazy("Resolution"), TEXT),
+        DELIVERED,
+        Column("cache_hits", gettext_lazy("Cache hits")),
+        FAILED,
+        SPEND,
+        Column("per_image", gettext_lazy("Per image")),
+    ],
+}
+# As the report has them: newest day first, most spent first, models A to Z.
+DEFAULT_SORTS = {
+    "day": ("day", True),
+    "week": ("day", True),
+    "tier": ("spend", True),
+    "user": ("spend", True),
+    "model": ("model", False),
+}
+WEEKS_AFTER = 31  # days: a longer range's table has a row per week, each linking to its days
+
+
+def _sort_asked(value):
+    """(table, column, descending) from ?sort=, or None when it names no column."""
+    descending = value.startswith("-")
+    table, _, key = value.removeprefix("-").partition(".")
+    if any(column.key == key for column in TABLES.get(table, ())):
+        return table, key, descending
+    return None
+
+
+def _sorted(rows, table, asked, query):
+    """`rows` sorted as asked (else as the report has them), and the table's headers: each a link
+    sorting by its column, the current one marked."""
+    key, descending = asked[1:] if asked and asked[0] == table else DEFAULT_SORTS[table]
+    column = next(column for column in TABLES[table] if column.key == key)
+    text = column.kind == TEXT
+    known = [row for row in rows if column.of(row) is not None]
+    # Stable: rows that tie keep the report's order (by spend, then images, then name).
+    known.sort(key=lambda row: str(column.of(row)).casefold() if text else column.of(row), reverse=descending)
+    rows = known + [row for row in rows if column.of(row) is None]  # nothing to compare: last
+    headers = []
+    for each in TABLES[table]:
+        current = each.key == key
+        down = not descending if current else each.kind != TEXT
+        sort = f"{'-' if down else ''}{table}.{each.key}"
+        headers.append(
+            {
+                "label": each.label,
+                "numeric": each.kind == NUMBER,
+                "sorted": ("descending" if descending else "ascending") if current else None,
+                "href": f"?{urlencode({**query, 'sort': sort})}#{'day' if table == 'week' else table}",
+            }
+        )
+    return rows, headers
 
 
 @staff_required
@@ -21,25 +114,40 @@ def report(request):
         form = PeriodForm(initial={"from": first, "to": last})
     today = days.today()
     costs = CostReport(first, last)
+    query = {"range": "custom", "from": first.isoformat(), "to": last.isoformat()}
+    asked = _sort_asked(request.GET.get("sort", ""))
+    weekly = len(costs.days) > WEEKS_AFTER
+    day_rows, day_headers = _sorted(costs.weeks if weekly else costs.days, "week" if weekly else "day", asked, query)
+    tiers, tier_headers = _sorted(costs.tiers, "tier", asked, query)
+    users, user_headers = _sorted(costs.users, "user", asked, query)
+    models, model_headers = _sorted(costs.models, "model", asked, query)
     context = {
         "form": form,
         "preset": next((key for key, n in PRESETS.items() if last == today and (last - first).days + 1 == n), None),
         "first": first,
         "last": last,
         "days": costs.days,
+        "weekly": weekly,
+        "day_rows": day_rows,
         "totals": costs.totals,
-        "spend_chart": line_chart(costs.days, "spend"),
+        "spend_chart": line_chart(
+            costs.days, "spend", money=True, budget=budget.daily_share if budget.monthly() else None
+        ),
         "images_chart": bar_chart(costs.days, "delivered"),
-        "tiers": costs.tiers,
-        "users": costs.users,
-        "models": costs.models,
+        "tiers": tiers,
+        "users": users,
+        "models": models,
+        "headers": {"day": day_headers, "tier": tier_headers, "user": user_headers, "model": model_headers},
         "range_query": urlencode({"from": first.isoformat(), "to": last.isoformat()}),
-        "export_query": urlencode({"range": "custom", "from": first.isoformat(), "to": last.isoformat()}),
+        "export_query": urlencode(query),
     }
     return render(request, "dashboard/costs/report.html", context)
 
 
 # CSV: English headers and plain numbers, for spreadsheets and scripts.
+
+BOM = "\ufeff"
+CENT, PER_IMAGE = Decimal("0.01"), Decimal("0.0001")
 
 
 def _text(value):
@@ -48,8 +156,9 @@ def _text(value):
     return "'" + value if value[:1] in ("=", "+", "-", "@", "\t", "\r") else value
 
 
-def _usd(value):
-    return "" if value is None else f"{value:.4f}"
+def _usd(value, places=CENT):
+    """Plain numbers, for scripts: spend to the cent; a price per image to 4 places (PER_IMAGE)."""
+    return "" if value is None else str(value.quantize(places, ROUND_HALF_UP))
 
 
 def _days_csv(costs):
@@ -89,7 +198,7 @@ def _models_csv(costs):
             row["cache_hits"],
             row["failed"],
             _usd(row["spend"]),
-            _usd(row["per_image"]),
+            _usd(row["per_image"], PER_IMAGE),
         ]
 
 
@@ -107,6 +216,7 @@ def export(request, table):
         return HttpResponseBadRequest(reasons, content_type="text/plain; charset=utf-8")
     response = HttpResponse(content_type="text/csv; charset=utf-8")
     response["Content-Disposition"] = f'attachment; filename="nanobot-costs-{table}-{first}-{last}.csv"'
+    response.write(BOM)  # without it, Excel reads the file in the system's code page and garbles non-Latin names
     csv.writer(response).writerows(EXPORTS[table](CostReport(first, last)))
     return response
 

@@ -1,15 +1,18 @@
 """Read-only aggregations for the overview page and the API's stats."""
 
-from collections import Counter
+from collections import Counter, defaultdict
+from datetime import timedelta
 from decimal import Decimal
 
-from django.conf import settings
 from django.db.models import Count, Sum
+from django.utils import timezone
 
 from accounts import days
 from botcore import summaries
 from botcore.models import Generation
 from botcore.summaries import LATENCY_BUCKETS_MS
+
+from . import status
 
 
 def today():
@@ -52,26 +55,39 @@ def _percentile(share, total, cumulative_counts):
     return None  # beyond the last bucket: slower than anything we name
 
 
+CHART_DAYS = 30  # the overview's spend chart
+
+
 def overview(now=None):
+    """Today's and this month's figures, the status panel, spend per day over the last CHART_DAYS days,
+    the newest failures and today's top users: the DaySummary rows are read once, for the month and the chart."""
+    now = now or timezone.now()
     today = days.today(now)
-    month_rows = summaries.rows(today.replace(day=1), today)  # today's are among them
-    month = figures_of(month_rows)
-    budget = settings.MONTHLY_BUDGET_USD
+    month_start, chart_start = today.replace(day=1), today - timedelta(CHART_DAYS - 1)
+    rows = summaries.rows(min(month_start, chart_start), today)  # today's are among them
+    figures = {
+        "today": figures_of([row for row in rows if row.day == today]),
+        "month": figures_of([row for row in rows if row.day >= month_start]),
+    }
+    spend = defaultdict(Decimal)
+    for row in rows:
+        spend[row.day] += row.spend
     return {
-        "today": figures_of([row for row in month_rows if row.day == today]),
-        "month": month,
-        "budget": budget,
-        "budget_used": month["spend"] / budget if budget else None,
-        "running": Generation.objects.filter(status=Generation.Status.RUNNING).count(),
-        "queued": Generation.objects.filter(status=Generation.Status.QUEUED).count(),
+        **figures,
+        "status": status.checks(figures["today"]["spend"], figures["month"]["spend"], now),
+        "spend_days": [{"day": day, "spend": spend[day]} for day in _days_from(chart_start, CHART_DAYS)],
         "errors": Generation.objects.filter(status=Generation.Status.FAILED).select_related("user")[:10],
         "top_users": list(
             Generation.objects.filter(created_at__gte=days.start_of(today), status=Generation.Status.DELIVERED)
-            .values("user__telegram_id", "user__username", "user__first_name")
+            .values("user_id", "user__telegram_id", "user__username", "user__first_name")
             .annotate(images=Count("pk"), spend=Sum("cost_usd"))
             .order_by("-images")[:10]
         ),
     }
+
+
+def _days_from(first, count):
+    return [first + timedelta(n) for n in range(count)]
 
 
 def recent(limit=20):

@@ -1,5 +1,6 @@
 import csv
 import io
+import re
 from datetime import date, timedelta
 from decimal import Decimal
 
@@ -51,7 +52,7 @@ def export(client, table, **params):
     response = client.get(f"/costs/export/{table}.csv", params or MARCH)
     assert response.status_code == 200 and response["Content-Type"].startswith("text/csv")
     assert "attachment" in response["Content-Disposition"]
-    return list(csv.reader(io.StringIO(response.content.decode())))
+    return list(csv.reader(io.StringIO(response.content.decode("utf-8-sig"))))
 
 
 def test_cost_pages_and_exports_are_for_staff_only(client):
@@ -118,12 +119,43 @@ def test_spend_stays_with_the_tier_a_user_was_on_when_they_asked(admin_client):
 
 def test_the_charts_are_inline_svg_with_one_point_and_one_bar_per_day(admin_client, march):
     page = admin_client.get("/costs/", MARCH).content.decode()
-    assert page.count("<svg") == 2 and "<script" not in page and "http" not in page.split("<svg", 1)[1]
+    assert page.count("<svg") == 2 * 2 and "<script" not in page  # each chart: its frame, and its plot inside
+    assert "http" not in page.split('<figure class="chart">', 1)[1].split("</figure>")[0]  # nothing fetched
     assert page.count('<circle class="point"') == 5 and page.count('<rect class="bar"') == 5
-    assert "2025-03-01: $0.27" in page and "2025-03-03: 2" in page
+    assert '<td>2025-03-01 Sat</td><td class="n">$0.27</td>' in page  # the values, in a table too
+    assert "2025-03-03: 2" in page
 
     page = admin_client.get("/costs/", {"range": "90"}).content.decode()
-    assert page.count('<circle class="point"') == 90 and page.count('<rect class="bar"') == 90
+    assert page.count('<rect class="bar"') == 90 and page.count("<circle") == 0  # 90 marks would merge
+    line = re.search(r'<polyline class="line" points="([^"]*)"', page).group(1)
+    assert len(line.split()) == 90
+
+
+def axes(chart):
+    """(the x axis's date labels, the y axis's tick labels) of a chart's SVG."""
+    dates = re.findall(r'<text x="[\d.]+%" y="\d+" text-anchor="\w+">([^<]+)</text>', chart)
+    ticks = re.findall(r'<text x="2" y="[\d.]+">([^<]+)</text>', chart)
+    return dates, ticks
+
+
+def test_the_charts_have_dated_axes_round_ticks_and_the_budget_line(admin_client, march, settings):
+    settings.MONTHLY_BUDGET_USD = Decimal("6.20")  # 20 cents a day of March
+    page = admin_client.get("/costs/", MARCH).content.decode()
+    spend, images = page.split('<figure class="chart">')[1:3]
+    assert axes(spend) == (["Mar 1", "Mar 2", "Mar 3", "Mar 4", "Mar 5"], ["$0.00", "$0.10", "$0.20", "$0.30"])
+    assert axes(images)[1] == ["0", "1", "2"]
+    assert 'class="budget"' in spend and "Budget: $0.20 a day" in spend
+    assert 'aria-label="Spend per day, 2025-03-01 to 2025-03-05: $0.55 in all, the most on 2025-03-01 ($0.27).' in spend
+
+    settings.MONTHLY_BUDGET_USD = None
+    assert 'class="budget"' not in admin_client.get("/costs/", MARCH).content.decode()
+
+
+def test_a_long_range_labels_a_few_dates_far_enough_apart_for_a_phone(admin_client):
+    for params, expected in (({}, 5), ({"range": "90"}, 5), ({"from": "2025-01-01", "to": "2025-12-31"}, 5)):
+        chart = admin_client.get("/costs/", params).content.decode().split('<figure class="chart">')[1]
+        dates, ticks = axes(chart)
+        assert len(dates) == expected and 3 <= len(ticks) <= 5
 
 
 def test_the_presets_end_today(admin_client):
@@ -144,26 +176,26 @@ def test_every_table_exports_as_csv_with_the_same_numbers(admin_client, march, d
         days = export(admin_client, "day")
     assert days[0] == ["date", "delivered", "failed", "spend_usd"]
     assert days[1:] == [
-        ["2025-03-01", "2", "1", "0.2680"],
-        ["2025-03-02", "0", "0", "0.0000"],
-        ["2025-03-03", "2", "0", "0.2400"],
-        ["2025-03-04", "0", "0", "0.0000"],
-        ["2025-03-05", "1", "0", "0.0390"],
+        ["2025-03-01", "2", "1", "0.27"],
+        ["2025-03-02", "0", "0", "0.00"],
+        ["2025-03-03", "2", "0", "0.24"],
+        ["2025-03-04", "0", "0", "0.00"],
+        ["2025-03-05", "1", "0", "0.04"],
     ]
     assert export(admin_client, "tier") == [
         ["tier", "delivered", "failed", "spend_usd"],
-        ["Free", "3", "1", "0.3070"],
-        ["Pro", "2", "0", "0.2400"],
+        ["Free", "3", "1", "0.31"],
+        ["Pro", "2", "0", "0.24"],
     ]
     users = export(admin_client, "user")
     assert users[0] == ["telegram_id", "username", "first_name", "tier", "delivered", "failed", "spend_usd"]
-    assert users[1] == [str(march["ann"].telegram_id), "ann", "Alice", "Free", "2", "0", "0.2680"]
+    assert users[1] == [str(march["ann"].telegram_id), "ann", "Alice", "Free", "2", "0", "0.27"]
     assert [row[1] for row in users[1:]] == ["ann", "cat", "ben"]
     assert export(admin_client, "model") == [
         ["model", "resolution", "delivered", "cache_hits", "failed", "spend_usd", "usd_per_image"],
-        ["m-lite", "1K", "1", "0", "0", "0.0390", "0.0390"],
-        ["m-pro", "2K", "2", "0", "1", "0.2680", "0.1340"],
-        ["m-pro", "4K", "2", "1", "0", "0.2400", "0.1200"],
+        ["m-lite", "1K", "1", "0", "0", "0.04", "0.0390"],
+        ["m-pro", "2K", "2", "0", "1", "0.27", "0.1340"],
+        ["m-pro", "4K", "2", "1", "0", "0.24", "0.1200"],
     ]
     assert admin_client.get("/costs/export/secrets.csv", MARCH).status_code == 404
 
@@ -172,6 +204,14 @@ def test_the_page_links_its_exports_to_the_same_range(admin_client, march):
     page = admin_client.get("/costs/", MARCH).content.decode()
     for table in TABLES:
         assert f"/costs/export/{table}.csv?range=custom&amp;from=2025-03-01&amp;to=2025-03-05" in page
+
+
+def test_exports_open_in_excel_with_chinese_names_intact(admin_client):
+    make(UserFactory(username="", first_name="王小明"), date(2025, 3, 2))
+    response = admin_client.get("/costs/export/user.csv", MARCH)
+    assert response["Content-Type"] == "text/csv; charset=utf-8"
+    assert response.content.startswith(b"\xef\xbb\xbf")  # the byte order mark: Excel then reads UTF-8
+    assert export(admin_client, "user")[1][2] == "王小明"
 
 
 def test_user_text_in_exports_cannot_become_a_spreadsheet_formula(admin_client):
@@ -204,3 +244,36 @@ def test_a_report_starting_after_today_with_no_end_is_a_backwards_range(admin_cl
 
     response = admin_client.get("/costs/export/day.csv", {"from": "2099-01-01"})
     assert response.status_code == 400 and "must not be after the last" in response.content.decode()
+
+
+def test_a_90_day_report_lists_weeks_each_linking_to_its_days(admin_client):
+    user, today = UserFactory(), days.today()
+    make(user, today - timedelta(40), cost="1.0000")
+    make(user, today - timedelta(40), cost="0.5000")
+    response = admin_client.get("/costs/", {"range": "90"})
+    weeks, page = response.context["day_rows"], response.content.decode()
+    assert response.context["weekly"] and 13 <= len(weeks) <= 14 and "By week" in page
+    assert weeks[0]["day"] > weeks[-1]["day"]  # newest first
+    assert sum(week["spend"] for week in weeks) == Decimal("1.5000")
+    busy = next(week for week in weeks if week["spend"])
+    assert busy["day"] <= today - timedelta(40) <= busy["last"] and (busy["last"] - busy["day"]).days <= 6
+    assert f"?range=custom&amp;from={busy['day']}&amp;to={busy['last']}" in page
+    assert '<td class="n">$1.50</td>' in page
+
+    response = admin_client.get("/costs/")  # 30 days: a row each
+    assert not response.context["weekly"] and len(response.context["day_rows"]) == 30
+
+
+def test_a_table_sorts_by_the_column_whose_header_is_clicked(admin_client, march):
+    page = admin_client.get("/costs/", MARCH).content.decode()
+    link = re.search(r'<a href="(\?[^"]*sort=user\.name#user)">User</a>', page).group(1).replace("&amp;", "&")
+    response = admin_client.get("/costs/" + link)
+    assert [row["name"] for row in response.context["users"]] == ["@ann", "@ben", "@cat"]
+    assert 'aria-sort="ascending"><a href="?range=custom&amp;from=2025-03-01&amp;to=2025-03-05&amp;sort=-user.name' in (
+        response.content.decode()
+    )
+    users = admin_client.get("/costs/", {**MARCH, "sort": "-user.name"}).context["users"]
+    assert [row["name"] for row in users] == ["@cat", "@ben", "@ann"]
+    days = admin_client.get("/costs/", {**MARCH, "sort": "-day.spend"}).context["day_rows"]
+    assert [row["day"].day for row in days[:2]] == [1, 3]
+    assert len(admin_client.get("/costs/", {**MARCH, "sort": "user.secret"}).context["users"]) == 3  # ignored

@@ -26,6 +26,7 @@ __all__ = [
     "OpenAICompatProvider",
     "ProviderChain",
     "open_provider",
+    "breaker_states",
 ]
 
 # The breakers must outlive one job (a Celery worker opens the providers per job), so a dead
@@ -46,12 +47,19 @@ def _breaker(name: str) -> Breaker | None:
     return _breakers.get(name)
 
 
+def breaker_states() -> dict[str, str | None]:
+    """Each configured provider's breaker state ("closed", "open" or "half-open"), in IMAGE_PROVIDERS' order:
+    all of them with Redis; without, those this process has called, and None for the others (their breakers
+    live in the process that serves the bot, which a web process that only serves the dashboard is not)."""
+    breakers = {name: _breaker(name) for name in settings.IMAGE_PROVIDERS}
+    return {name: None if breaker is None else breaker.state for name, breaker in breakers.items()}
+
+
 def _breaker_states() -> Iterator[tuple[str, str]]:
-    """(provider, state) of each configured provider's breaker known here: all of them with Redis; without,
-    those this process has called (a web process that only serves the dashboard has none)."""
-    for name in settings.IMAGE_PROVIDERS:
-        if (breaker := _breaker(name)) is not None:
-            yield name, breaker.state
+    """(provider, state) of each configured provider's breaker known here."""
+    for name, state in breaker_states().items():
+        if state is not None:
+            yield name, state
 
 
 metrics.read_breakers(_breaker_states)
