@@ -210,7 +210,7 @@ CONTENT_SECURITY_POLICY = {
 }
 
 LANGUAGE_CODE = "en"
-LANGUAGES = [("en", "English"), ("zh-hant", "繁體中文")]
+LANGUAGES = [("en", "English"), ("zh-hant", "繁體中文"), ("zh-hans", "简体中文")]
 LOCALE_PATHS = [BASE_DIR / "locale"]
 TIME_ZONE = envstr("TIME_ZONE", "UTC")  # the quota day ends at midnight here
 USE_I18N = True
