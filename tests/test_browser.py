@@ -5,19 +5,27 @@ import shutil
 import threading
 from datetime import timedelta
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
 from django.contrib.auth import get_user_model
+from django.urls import reverse
 from django.utils import timezone
 from playwright.sync_api import expect
 
-from accounts.models import Ban, TelegramUser, Tier
+from accounts.models import AuditEntry, Ban, Broadcast, TelegramUser, Tier
 from botcore import generations
 from botcore.models import Generation
-from tests.factories import TierFactory, UserFactory
+from tests.factories import BanFactory, KeywordFactory, TierFactory, UserFactory
 
-ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
+ROOT = Path(__file__).resolve().parent.parent
+ARTIFACTS = ROOT / "test-artifacts"
+AXE = ROOT / "node_modules" / "axe-core" / "axe.min.js"  # from package-lock.json; scripts/test runs `npm ci`
 PASSWORD = "correct horse battery staple"
+SIZES = {
+    "desktop": {"viewport": {"width": 1280, "height": 800}},
+    "phone": {"viewport": {"width": 390, "height": 844}, "is_mobile": True, "has_touch": True},
+}
 
 
 @pytest.fixture(scope="module")
@@ -40,8 +48,14 @@ def chromium():
 
 
 @pytest.fixture
-def page(chromium, live_server, request):
-    context = chromium.new_context(base_url=live_server.url, locale="en-US")
+def size():
+    """The screen the browser has: a desktop's, unless a test parametrizes `size` with a key of SIZES."""
+    return "desktop"
+
+
+@pytest.fixture
+def page(chromium, live_server, request, size):
+    context = chromium.new_context(base_url=live_server.url, locale="en-US", **SIZES[size])
     page = context.new_page()
     page.set_default_timeout(10_000)
     # Chromium reports what the content security policy blocked on the console: every page a test
@@ -61,8 +75,8 @@ def signed_in(page, transactional_db):
     page.goto("/")
     page.fill("input[name=username]", "olivia")
     page.fill("input[name=password]", PASSWORD)
-    page.click("button[type=submit], input[type=submit]")
-    page.wait_for_url("**/")
+    page.get_by_role("button", name="Sign in").click()
+    page.wait_for_url(lambda url: urlsplit(url).path == "/")  # the overview, not the sign-in page's "?next=/"
     return page
 
 
@@ -149,7 +163,9 @@ def test_staff_send_a_broadcast_to_one_tier_and_watch_it_finish(signed_in, bot_s
     page.get_by_role("link", name="Broadcast", exact=True).click()
     page.get_by_label("Message").fill(text)
     page.get_by_label("To").select_option(label="gold")
-    page.get_by_role("button", name="Send").click()
+    page.get_by_role("button", name="Preview").click()
+    expect(page.get_by_text("This goes to 3 users on tier gold.")).to_be_visible()
+    page.get_by_role("button", name="Send", exact=True).click()
 
     expect(page.get_by_text("Sending started.")).to_be_visible()
     expect(page.locator("#status")).to_have_text("Sending", timeout=10_000)  # "Queued" until the thread takes it
@@ -194,3 +210,163 @@ def test_staff_open_the_api_docs_and_the_admin_under_the_content_security_policy
     expect(page.locator(".opblock").first).to_be_visible()  # Swagger UI ran and listed the endpoints
     page.goto("/admin/")
     expect(page.locator("h1")).to_have_text("Site administration")
+
+
+def assert_accessible(page):
+    """axe-core finds nothing serious or critical on the page as it is now (WCAG A/AA and best practices)."""
+    if not AXE.exists():
+        if os.environ.get("CI"):
+            pytest.fail(f"{AXE} is missing: scripts/test installs it with `npm ci`")
+        pytest.skip("axe-core is not installed (npm ci)")
+    # Evaluated rather than added as a <script>: the content security policy refuses inline scripts,
+    # and the DevTools protocol's evaluation is outside its reach.
+    if not page.evaluate("typeof axe !== 'undefined'"):
+        page.evaluate(AXE.read_text())
+    results = page.evaluate("axe.run(document, {resultTypes: ['violations']})")
+    problems = [
+        f"{v['id']} ({v['impact']}): {v['help']} at {[node['target'] for node in v['nodes']]}"
+        for v in results["violations"]
+        if v["impact"] in ("serious", "critical")
+    ]
+    assert problems == [], f"{page.url}: {problems}"
+
+
+def scrolls_sideways(page):
+    """Whether the page is wider than the screen, so that a reader must scroll it sideways."""
+    return page.evaluate("document.documentElement.scrollWidth") > page.viewport_size["width"]
+
+
+def open_menu(page):
+    """On a phone the menu is folded behind its "Menu" button: tap it open. A wider screen shows it all."""
+    button = page.locator("label[for=menu-toggle]")
+    if button.is_visible():
+        button.tap()
+
+
+def lines_per_menu_label(page):
+    """How many lines each navigation link's label takes on screen."""
+    return page.evaluate("""() => [...document.querySelectorAll("header nav a")].map(link => {
+        const range = document.createRange();
+        range.selectNodeContents(link);
+        return new Set([...range.getClientRects()].map(box => Math.round(box.top))).size;
+    })""")
+
+
+@pytest.fixture
+def a_week_of_work(transactional_db):
+    """A bit of everything the dashboard shows, some of it long: one user's week, a ban, a keyword, a broadcast."""
+    gold = TierFactory(name="gold")
+    alice = UserFactory(username="alice", tier=gold)
+    BanFactory(user=UserFactory(username="spammer"), reason="sent spam to the bot")
+    long_prompt = "a lighthouse on a cliff at dusk, " * 8 + "https://example.com/" + "very-long-reference-" * 6
+    delivered, failed = (
+        Generation.objects.create(
+            user=alice, tier="gold", chat_id=1, prompt=prompt, status=status, cost_usd=cost, model="gemini-3-pro"
+        )
+        for prompt, status, cost in [(long_prompt, "delivered", "0.134"), ("a cat", "failed", "0")]
+    )
+    failed.error_code, failed.error_message = "timeout", "Gemini did not answer within 120 seconds"
+    failed.save()
+    keyword = KeywordFactory(phrase="fake passport", note="documents")
+    broadcast = Broadcast.objects.create(
+        text="Maintenance tonight, 22:00 to 23:00 UTC.", tier=gold, audience="gold", status="done", total=1, sent=1
+    )
+    AuditEntry.objects.create(
+        actor_name="olivia", action="user.tier", target="@alice", before={"tier": "free"}, after={"tier": "gold"}
+    )
+    return {
+        "overview": reverse("dashboard:overview"),
+        "users": reverse("dashboard:users"),
+        "user": reverse("dashboard:user", args=[alice.pk]),
+        "generations": reverse("dashboard:generations"),
+        "generation": reverse("dashboard:generation", args=[delivered.pk]),
+        "costs": reverse("dashboard:costs"),
+        "tiers": reverse("dashboard:tiers"),
+        "tier": reverse("dashboard:tier", args=[gold.pk]),
+        "keywords": reverse("dashboard:keywords"),
+        "keyword": reverse("dashboard:keyword", args=[keyword.pk]),
+        "bans": reverse("dashboard:bans"),
+        "broadcasts": reverse("dashboard:broadcasts"),
+        "broadcast": reverse("dashboard:broadcast", args=[broadcast.pk]),
+        "audit": reverse("dashboard:audit"),
+    }
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_every_dashboard_page_fits_the_screen_and_is_accessible(a_week_of_work, signed_in, size, request):
+    page, problems = signed_in, {}
+    for name, path in a_week_of_work.items():
+        page.goto(path)
+        assert urlsplit(page.url).path == path  # the page itself, not the sign-in page
+        page.screenshot(path=ARTIFACTS / f"{request.node.originalname}-{size}-{name}.png", full_page=True)
+        if scrolls_sideways(page):
+            problems.setdefault(name, []).append(f"{page.evaluate('document.documentElement.scrollWidth')} px wide")
+        try:
+            assert_accessible(page)
+        except AssertionError as failure:
+            problems.setdefault(name, []).append(str(failure))
+    assert problems == {}
+
+
+@pytest.mark.parametrize("size", ["phone"])
+def test_staff_on_a_phone_open_the_menu_go_to_users_and_sign_out(signed_in):
+    page = signed_in
+    expect(page.get_by_role("link", name="Users")).to_be_hidden()  # folded away, leaving the page its width
+    page.get_by_text("Menu", exact=True).tap()
+    page.get_by_role("link", name="Users").tap()
+    expect(page.locator("h1")).to_have_text("Users")
+    expect(page.get_by_role("link", name="Users")).to_be_hidden()  # a new page starts with the menu shut
+    page.get_by_text("Menu", exact=True).tap()
+    expect(page.get_by_role("link", name="Users")).to_have_attribute("aria-current", "page")
+    page.get_by_role("button", name="Sign out").tap()
+    page.wait_for_url("**/logout/")
+    page.goto("/")
+    expect(page.get_by_role("heading", name="Sign in")).to_be_visible()
+    assert not scrolls_sideways(page)
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_staff_switch_the_dashboard_to_chinese_and_back(signed_in, size, request):
+    page = signed_in
+    open_menu(page)
+    page.locator("select[name=language]").select_option(label="繁體中文")
+    page.locator("form.language button").click()
+    expect(page.locator("html")).to_have_attribute("lang", "zh-hant")
+    open_menu(page)
+    expect(page.get_by_role("link", name="使用者")).to_be_visible()
+    expect(page.get_by_role("button", name="登出")).to_be_visible()
+    page.screenshot(path=ARTIFACTS / f"{request.node.originalname}-{size}-zh-hant.png", full_page=True)
+    assert set(lines_per_menu_label(page)) == {1}
+    assert not scrolls_sideways(page)
+    assert_accessible(page)
+
+    page.locator("select[name=language]").select_option(label="English")
+    page.locator("form.language button").click()
+    expect(page.locator("html")).to_have_attribute("lang", "en")
+    open_menu(page)
+    expect(page.get_by_role("link", name="Users")).to_be_visible()
+
+
+@pytest.mark.parametrize("size", ["phone"])
+def test_the_sign_in_page_offers_the_languages_and_fits_a_phone(page):
+    page.goto("/")
+    languages = page.locator("select[name=language] option")
+    expect(languages).to_have_text(["English", "繁體中文", "简体中文"])
+    page.locator("select[name=language]").select_option(label="繁體中文")
+    page.locator("form.language button").click()
+    expect(page.get_by_role("heading", name="登入")).to_be_visible()
+    assert not scrolls_sideways(page)
+    assert_accessible(page)
+
+
+def test_a_keyboard_user_skips_the_menu_and_sees_where_the_focus_is(signed_in):
+    page = signed_in
+    page.goto(reverse("dashboard:users"))
+    page.keyboard.press("Tab")
+    skip = page.get_by_role("link", name="Skip to content")
+    expect(skip).to_be_focused()
+    expect(skip).to_be_in_viewport()  # shown once focused, though hidden above the page until then
+    page.keyboard.press("Enter")
+    page.keyboard.press("Tab")
+    expect(page.get_by_label("Search")).to_be_focused()  # the page's first field, past the whole menu
+    assert page.evaluate("getComputedStyle(document.activeElement).outlineStyle") == "solid"
