@@ -1,6 +1,6 @@
 from django.urls import path
 
-from . import audit, broadcasts, costs, generations, moderation, tiers, users, views
+from . import analytics, audit, broadcasts, costs, generations, moderation, tiers, users, views
 
 app_name = "dashboard"
 urlpatterns = [
@@ -10,6 +10,7 @@ urlpatterns = [
     *moderation.urlpatterns,
     *generations.urlpatterns,
     *costs.urlpatterns,
+    *analytics.urlpatterns,
     *broadcasts.urlpatterns,
     *audit.urlpatterns,
 ]
