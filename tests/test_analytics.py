@@ -9,7 +9,7 @@ from django.contrib.auth import get_user_model
 from django.utils import timezone
 
 from accounts import days
-from botcore import summaries
+from botcore import activity, summaries
 from botcore.activity import week_of
 from botcore.models import DayActivity, Generation, UserActivity, WeekActivity
 from dashboard.reports import figures_of
@@ -213,3 +213,20 @@ def test_days_summed_up_as_they_close_add_up_to_the_same_as_all_at_once(staff_cl
     assert summaries_kept() == kept
     users = day_by_day[0]
     assert (users["week"], users["month"], users["new"], users["returning"]) == (3, 4, 3, 1)
+
+
+def test_days_summed_up_by_two_processes_at_once_are_kept_once(monkeypatch):
+    asked(UserFactory(), 3)
+    asked(UserFactory(), 2)
+    keep = activity._keep
+
+    def another_process_keeps_them_first(*args, **kwargs):
+        monkeypatch.setattr(activity, "_keep", keep)
+        activity.sum_up_closed_days()  # while this one was walking the same days
+        keep(*args, **kwargs)
+
+    monkeypatch.setattr(activity, "_keep", another_process_keeps_them_first)
+    assert activity.sum_up_closed_days() == days.today()
+
+    assert list(DayActivity.objects.filter(active__gt=0).values_list("active", "new", "latest")) == [(1, 1, 1)] * 2
+    assert UserActivity.objects.count() == 2
