@@ -23,6 +23,8 @@ PAGES = {
     "generations, failed": "/generations/?status=failed",
     "cost report, 30 days": "/costs/",
     "cost report, 90 days": "/costs/?range=90",
+    "analytics, 30 days": "/analytics/",
+    "analytics, 90 days": "/analytics/?range=90",
 }
 
 

@@ -160,3 +160,37 @@ class SummarizedDay(models.Model):
 
     class Meta:
         db_table = "dashboard_summarizedday"
+
+
+class UserActivity(models.Model):
+    """A user's first and last day (in TIME_ZONE) with a generation, of the days summed up in
+    botcore/activity.py: what a newly closed day's users add to the counts depends on them."""
+
+    user = models.OneToOneField(TelegramUser, on_delete=models.CASCADE, primary_key=True, related_name="+")
+    first_day = models.DateField()
+    last_day = models.DateField()
+
+
+class DayActivity(models.Model):
+    """One closed day's active users (those with a generation that day) and, of them, the new ones
+    (their first generation ever). Every day from the first summed up on has a row, idle ones too.
+
+    `latest` counts the users whose last active day this is so far, and goes down as they come back:
+    the users active since a day are the sum of `latest` from that day on."""
+
+    day = models.DateField(unique=True)
+    active = models.PositiveIntegerField(default=0)
+    new = models.PositiveIntegerField(default=0)
+    latest = models.PositiveIntegerField(default=0)
+
+
+class WeekActivity(models.Model):
+    """Of the users whose first active day was in the week starting `cohort` (a Monday), how many
+    were active in the week starting `week`, in the closed days."""
+
+    cohort = models.DateField()
+    week = models.DateField()
+    users = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["cohort", "week"], name="one_count_per_cohort_week")]

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from . import audit, broadcasts, costs, generations, moderation, thumbnails, tiers, users, views
+from . import analytics, audit, broadcasts, costs, generations, moderation, thumbnails, tiers, users, views
 
 app_name = "dashboard"
 urlpatterns = [
@@ -11,6 +11,7 @@ urlpatterns = [
     *generations.urlpatterns,
     *thumbnails.urlpatterns,
     *costs.urlpatterns,
+    *analytics.urlpatterns,
     *broadcasts.urlpatterns,
     *audit.urlpatterns,
 ]

@@ -19,7 +19,7 @@ from django import db
 from django.conf import settings
 from telegram import Bot
 
-from botcore import connections, generations, heartbeats, results, summaries
+from botcore import activity, connections, generations, heartbeats, results, summaries
 from botcore.errors import ErrorCode
 from botcore.models import Generation
 from botcore.periodic import repeating
@@ -57,6 +57,7 @@ CHORES = (
     Chore("forget_old_updates", updates.forget_old),
     # A report sums up the closed days it needs itself; this does it ahead, soon after a day closes.
     Chore("sum_up_closed_days", summaries.sum_up_closed_days, rounds=10),
+    Chore("sum_up_active_users", activity.sum_up_closed_days, rounds=10),  # likewise for the analytics page
     Chore("forget_silent_processes", heartbeats.forget_old, rounds=60),  # those silent for a day
 )
 

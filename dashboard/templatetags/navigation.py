@@ -11,6 +11,7 @@ LINKS = [
     ("dashboard:users", _("Users")),
     ("dashboard:generations", _("Generations")),
     ("dashboard:costs", _("Costs")),
+    ("dashboard:analytics", _("Analytics")),
     ("dashboard:tiers", _("Tiers")),
     ("dashboard:keywords", _("Keywords")),
     ("dashboard:bans", _("Bans")),
