@@ -167,6 +167,7 @@ AUTH_PASSWORD_VALIDATORS = [
 ]
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "dashboard:overview"
+LOGOUT_REDIRECT_URL = "login"  # else Django's admin says "Logged out" in its own look, with a link to the admin
 
 # Sign-in throttling (django-axes), for the dashboard's and the admin's login alike. A username is
 # locked only from the address that failed, so guessing from one place can't lock staff out elsewhere.
