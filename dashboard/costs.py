@@ -1,9 +1,7 @@
 """Cost reports by day, tier, user, model and resolution, with charts and CSV export."""
 
-import csv
 from collections.abc import Callable
 from dataclasses import dataclass
-from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
 from django.http import Http404, HttpResponse, HttpResponseBadRequest
@@ -14,7 +12,7 @@ from django.utils.translation import gettext_lazy
 
 from accounts import days
 
-from . import budget
+from . import budget, spreadsheets
 from .access import staff_required
 from .costreports import CostReport, bar_chart, line_chart
 from .ranges import PRESETS, PeriodForm, period
@@ -144,33 +142,19 @@ def report(request):
     return render(request, "dashboard/costs/report.html", context)
 
 
-# CSV: English headers and plain numbers, for spreadsheets and scripts.
-
-BOM = "\ufeff"
-CENT, PER_IMAGE = Decimal("0.01"), Decimal("0.0001")
-
-
-def _text(value):
-    """User text a spreadsheet would take for a formula gets a leading apostrophe."""
-    value = str(value)
-    return "'" + value if value[:1] in ("=", "+", "-", "@", "\t", "\r") else value
-
-
-def _usd(value, places=CENT):
-    """Plain numbers, for scripts: spend to the cent; a price per image to 4 places (PER_IMAGE)."""
-    return "" if value is None else str(value.quantize(places, ROUND_HALF_UP))
+# CSV exports (spreadsheets.py): one per table.
 
 
 def _days_csv(costs):
     yield ["date", "delivered", "failed", "spend_usd"]
     for row in costs.days:
-        yield [row["day"].isoformat(), row["delivered"], row["failed"], _usd(row["spend"])]
+        yield [row["day"].isoformat(), row["delivered"], row["failed"], spreadsheets.usd(row["spend"])]
 
 
 def _tiers_csv(costs):
     yield ["tier", "delivered", "failed", "spend_usd"]
     for row in costs.tiers:
-        yield [_text(row["tier"]), row["delivered"], row["failed"], _usd(row["spend"])]
+        yield [spreadsheets.text(row["tier"]), row["delivered"], row["failed"], spreadsheets.usd(row["spend"])]
 
 
 def _users_csv(costs):
@@ -179,12 +163,12 @@ def _users_csv(costs):
         user = row["user"]
         yield [
             user.telegram_id,
-            _text(user.username),
-            _text(user.first_name),
-            _text(user.tier.name),
+            spreadsheets.text(user.username),
+            spreadsheets.text(user.first_name),
+            spreadsheets.text(user.tier.name),
             row["delivered"],
             row["failed"],
-            _usd(row["spend"]),
+            spreadsheets.usd(row["spend"]),
         ]
 
 
@@ -192,13 +176,13 @@ def _models_csv(costs):
     yield ["model", "resolution", "delivered", "cache_hits", "failed", "spend_usd", "usd_per_image"]
     for row in costs.models:
         yield [
-            _text(row["model"]),
+            spreadsheets.text(row["model"]),
             row["resolution"],
             row["delivered"],
             row["cache_hits"],
             row["failed"],
-            _usd(row["spend"]),
-            _usd(row["per_image"], PER_IMAGE),
+            spreadsheets.usd(row["spend"]),
+            spreadsheets.usd(row["per_image"], spreadsheets.PER_IMAGE),
         ]
 
 
@@ -216,8 +200,7 @@ def export(request, table):
         return HttpResponseBadRequest(reasons, content_type="text/plain; charset=utf-8")
     response = HttpResponse(content_type="text/csv; charset=utf-8")
     response["Content-Disposition"] = f'attachment; filename="nanobot-costs-{table}-{first}-{last}.csv"'
-    response.write(BOM)  # without it, Excel reads the file in the system's code page and garbles non-Latin names
-    csv.writer(response).writerows(EXPORTS[table](CostReport(first, last)))
+    response.write(spreadsheets.encoded(EXPORTS[table](CostReport(first, last)), first=True))
     return response
 
 

@@ -6,8 +6,6 @@ previous. Its total comes from the day summaries, or, for one user, their rows t
 (user, created_at) index: never a count over the whole log.
 """
 
-import csv
-import io
 import mimetypes
 import posixpath
 from datetime import UTC, datetime, timedelta
@@ -29,8 +27,8 @@ from accounts.models import Resolution, TelegramUser
 from botcore import summaries
 from botcore.models import Generation
 
+from . import spreadsheets
 from .access import staff_required
-from .costs import _text, _usd
 from .ranges import DateRangeForm
 
 PAGE_SIZE = 50
@@ -253,12 +251,12 @@ CSV_COLUMNS = {
 def csv_chunks(generations, newest=True):
     """The CSV of `generations`, in chunks of CSV_BATCH rows: each chunk is one indexed query after the
     last row of the one before, so a million rows take no more memory than two thousand."""
-    yield _csv_text([list(CSV_COLUMNS)], bom=True)
+    yield spreadsheets.encoded([list(CSV_COLUMNS)], first=True)
     rows = generations.values_list(*CSV_COLUMNS.values()).order_by(*_order(newest))
     following = _older if newest else _newer
     batch = list(rows[:CSV_BATCH])
     while batch:
-        yield _csv_text(_csv_row(row) for row in batch)
+        yield spreadsheets.encoded(_csv_row(row) for row in batch)
         if len(batch) < CSV_BATCH:
             return
         pk, created_at = batch[-1][:2]
@@ -272,26 +270,18 @@ def _csv_row(row):
         pk,
         timezone.localtime(created_at).isoformat(timespec="seconds"),
         telegram_id,
-        _text(username),
+        spreadsheets.text(username),
         kind,
         status,
         error_code,
-        _text(prompt),
-        _text(model),
+        spreadsheets.text(prompt),
+        spreadsheets.text(model),
         resolution,
         aspect_ratio,
         "yes" if cache_hit else "no",
-        _usd(cost),
+        spreadsheets.usd(cost, spreadsheets.PER_IMAGE),
         latency,
     ]
-
-
-def _csv_text(rows, bom=False):
-    buffer = io.StringIO()
-    if bom:
-        buffer.write("\ufeff")
-    csv.writer(buffer).writerows(rows)
-    return buffer.getvalue().encode()
 
 
 async def _one_at_a_time(chunks):
