@@ -13,7 +13,7 @@ from django.db.models import Count, Min, Q
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.translation import gettext as _
-from django.utils.translation import ngettext
+from django.utils.translation import gettext_lazy, ngettext, pgettext
 
 from accounts import days
 from botcore import heartbeats, providers
@@ -44,7 +44,12 @@ class Check:
 
     @property
     def word(self) -> str:
-        return {OK: _("OK"), WARN: _("Attention"), BAD: _("Action needed"), INFO: _("Note")}[self.level]
+        return {
+            OK: _("OK"),
+            WARN: _("Attention"),
+            BAD: _("Action needed"),
+            INFO: pgettext("a status that needs no action", "Note"),
+        }[self.level]
 
     @property
     def icon(self) -> str:
@@ -90,13 +95,23 @@ def _running(alive: list[Process]) -> str:
     ) % {"count": count, "beat": when(max(p.beat_at for p in alive))}
 
 
-def _last_heard(silent: list[Process], what: str) -> str:
+# What each kind of process is called in "not heard from" sentences, whole, so that each translates as one.
+NOT_HEARD_SINCE = {
+    Heartbeat.Kind.BOT: gettext_lazy("No bot has been heard from since %(beat)s."),
+    Heartbeat.Kind.WORKER: gettext_lazy("No Celery worker has been heard from since %(beat)s."),
+    Heartbeat.Kind.BEAT: gettext_lazy("Beat has not been heard from since %(beat)s."),
+}
+NOT_HEARD_TODAY = {
+    Heartbeat.Kind.BOT: gettext_lazy("No bot has been heard from in the last day."),
+    Heartbeat.Kind.WORKER: gettext_lazy("No Celery worker has been heard from in the last day."),
+    Heartbeat.Kind.BEAT: gettext_lazy("Beat has not been heard from in the last day."),
+}
+
+
+def _last_heard(silent: list[Process], kind: str) -> str:
     if silent:
-        return _("No %(what)s has been heard from since %(beat)s") % {
-            "what": what,
-            "beat": when(max(p.beat_at for p in silent)),
-        }
-    return _("No %(what)s has been heard from in the last day") % {"what": what}
+        return str(NOT_HEARD_SINCE[kind]) % {"beat": when(max(p.beat_at for p in silent))}
+    return str(NOT_HEARD_TODAY[kind])
 
 
 def _bot(processes: list[Process]) -> Check:
@@ -104,23 +119,25 @@ def _bot(processes: list[Process]) -> Check:
     if alive:
         return Check(_("Bot"), OK, _running(alive), details=lines)
     if settings.TELEGRAM_WEBHOOK_SECRET:
-        start = _("start the web server (uvicorn nanobot_site.asgi:application): the bot runs in it")
+        start = _("Start the web server (uvicorn nanobot_site.asgi:application): the bot runs in it.")
     else:
-        start = _("start it with python manage.py runbot")
-    advice = f"{_last_heard(silent, _('bot'))}: {start}."
+        start = _("Start it with python manage.py runbot.")
+    advice = [_last_heard(silent, Heartbeat.Kind.BOT), start]
     if not settings.CELERY_BROKER_URL:
-        advice += " " + _("Jobs run inside the bot, so no image is made meanwhile.")
-    return Check(_("Bot"), BAD, _("Not running."), advice, lines)
+        advice.append(_("Jobs run inside the bot, so no image is made meanwhile."))
+    return Check(_("Bot"), BAD, _("Not running."), " ".join(advice), lines)
 
 
 def _workers(processes: list[Process]) -> Check:
     alive, silent, lines = _of_kind(processes, Heartbeat.Kind.WORKER)
     if alive:
         return Check(_("Celery workers"), OK, _running(alive), details=lines)
-    advice = _("No Celery worker: jobs queue up. %(heard)s: start one with celery -A nanobot_site worker.") % {
-        "heard": _last_heard(silent, _("worker"))
-    }
-    return Check(_("Celery workers"), BAD, _("Not running."), advice, lines)
+    advice = [
+        _("Jobs queue up until a worker takes them."),
+        _last_heard(silent, Heartbeat.Kind.WORKER),
+        _("Start one with celery -A nanobot_site worker."),
+    ]
+    return Check(_("Celery workers"), BAD, _("Not running."), " ".join(advice), lines)
 
 
 def _beat(processes: list[Process]) -> Check:
@@ -132,11 +149,12 @@ def _beat(processes: list[Process]) -> Check:
             "count": len(alive)
         }
         return Check(_("Celery beat"), WARN, _running(alive), advice, lines)
-    advice = _(
-        "Beat is silent: housekeeping stopped (jobs whose worker died are never answered). %(heard)s: start it "
-        "with celery -A nanobot_site beat."
-    ) % {"heard": _last_heard(silent, _("beat"))}
-    return Check(_("Celery beat"), BAD, _("Not running."), advice, lines)
+    advice = [
+        _("Housekeeping has stopped: jobs whose worker died are never answered."),
+        _last_heard(silent, Heartbeat.Kind.BEAT),
+        _("Start it with celery -A nanobot_site beat."),
+    ]
+    return Check(_("Celery beat"), BAD, _("Not running."), " ".join(advice), lines)
 
 
 def _jobs(now: datetime, runner_alive: bool) -> Check:
@@ -151,10 +169,11 @@ def _jobs(now: datetime, runner_alive: bool) -> Check:
     )
     running = jobs["leased"] if runner_alive else 0
     stuck = jobs["running"] - running
-    summary = _("%(queued)d queued, %(running)d running") % {"queued": jobs["queued"], "running": running}
+    counts = {"queued": jobs["queued"], "running": running, "stuck": stuck}
     if stuck:
-        summary += ", " + ngettext("%(count)d stuck", "%(count)d stuck", stuck) % {"count": stuck}
-    summary += "."
+        summary = _("%(queued)d queued, %(running)d running, %(stuck)d stuck.") % counts
+    else:
+        summary = _("%(queued)d queued, %(running)d running.") % counts
     running_jobs = {"link": reverse("dashboard:generations") + "?status=running", "link_text": _("Running jobs")}
     if stuck:
         advice = ngettext(

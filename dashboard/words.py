@@ -59,12 +59,12 @@ ACTIONS = {
     "user.unban": _("lifted the ban on %(target)s"),
     "user.tier": _("moved %(target)s to another tier"),
     "user.grant": _("granted extra images to %(target)s"),
-    "tier.create": _("created %(target)s"),
-    "tier.update": _("changed %(target)s"),
-    "tier.delete": _("deleted %(target)s"),
-    "keyword.create": _("added %(target)s"),
-    "keyword.update": _("changed %(target)s"),
-    "keyword.delete": _("deleted %(target)s"),
+    "tier.create": _("created the tier “%(target)s”"),
+    "tier.update": _("changed the tier “%(target)s”"),
+    "tier.delete": _("deleted the tier “%(target)s”"),
+    "keyword.create": _("added the keyword “%(target)s”"),
+    "keyword.update": _("changed the keyword “%(target)s”"),
+    "keyword.delete": _("deleted the keyword “%(target)s”"),
     "broadcast.start": _("sent a broadcast"),
     "broadcast.resume": _("sent the rest of a broadcast"),
 }
@@ -119,10 +119,13 @@ def action_name(action: str) -> str:
 
 
 def sentence(entry: AuditEntry) -> str:
-    """What the staff member did, e.g. "banned @spammer (4242)"."""
-    if entry.action in ACTIONS:
-        return str(ACTIONS[entry.action]) % {"target": entry.target}
-    return f"{entry.action} {entry.target}"
+    """What the staff member did, e.g. "banned @spammer" or "deleted the keyword “fake id”"."""
+    if entry.action not in ACTIONS:
+        return f"{entry.action} {entry.target}"
+    # accounts.staff records a tier or keyword as "tier NAME": the sentence names the kind in the reader's language.
+    kind = entry.action.partition(".")[0]
+    target = entry.target.removeprefix(f"{kind} ") if kind in ("tier", "keyword") else entry.target
+    return str(ACTIONS[entry.action]) % {"target": target}
 
 
 def changes(entry: AuditEntry) -> list[Change]:

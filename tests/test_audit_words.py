@@ -35,7 +35,7 @@ def test_a_tier_change_lists_only_what_changed(admin_client, admin, default_tier
     tier = Tier.objects.get(name="free")
     staff.save_tier(actor=admin, tier=tier, name="starter", daily_limit=tier.daily_limit + 5)
     page = admin_client.get("/audit/").content.decode()
-    assert "changed tier starter" in page
+    assert "changed the tier “starter”" in page
     assert "name: free → starter" in page and f"images per day: {tier.daily_limit} → {tier.daily_limit + 5}" in page
     assert "cooldown" not in page  # unchanged fields are left out
 

@@ -278,3 +278,9 @@ def test_a_table_sorts_by_the_column_whose_header_is_clicked(admin_client, march
     days = admin_client.get("/costs/", {**MARCH, "sort": "-day.spend"}).context["day_rows"]
     assert [row["day"].day for row in days[:2]] == [1, 3]
     assert len(admin_client.get("/costs/", {**MARCH, "sort": "user.secret"}).context["users"]) == 3  # ignored
+
+
+def test_the_axis_dates_read_in_the_staff_member_s_language(admin_client, march):
+    page = admin_client.get("/costs/", MARCH, headers={"Accept-Language": "zh-hans"}).content.decode()
+    dates, _ticks = axes(page.split('<figure class="chart">')[1])
+    assert dates == ["3月1日", "3月2日", "3月3日", "3月4日", "3月5日"]

@@ -47,7 +47,7 @@ def running_job(lease_left=timedelta(seconds=20)):
 def test_with_no_heartbeat_the_panel_says_the_bot_is_down_and_how_to_start_it(admin_client):
     level, words = panel(admin_client)["Bot"]
     assert level == "bad" and "✗ Action needed" in words
-    assert "No bot has been heard from in the last day: start it with python manage.py runbot." in words
+    assert "No bot has been heard from in the last day. Start it with python manage.py runbot." in words
 
 
 def test_a_bot_that_went_silent_is_down_since_its_last_heartbeat(admin_client, settings):
@@ -86,8 +86,9 @@ def test_with_celery_a_missing_worker_and_a_silent_beat_are_named(admin_client, 
     heartbeat("bot")
     heartbeat("beat", silent_for=timedelta(hours=2))
     checks = panel(admin_client)
-    assert checks["Celery workers"][0] == "bad" and "No Celery worker: jobs queue up." in checks["Celery workers"][1]
-    assert checks["Celery beat"][0] == "bad" and "Beat is silent: housekeeping stopped" in checks["Celery beat"][1]
+    level, words = checks["Celery workers"]
+    assert level == "bad" and "Jobs queue up until a worker takes them." in words
+    assert checks["Celery beat"][0] == "bad" and "Housekeeping has stopped" in checks["Celery beat"][1]
 
     heartbeat("worker")
     heartbeat("beat", name="host:beat:2")

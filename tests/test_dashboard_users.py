@@ -206,7 +206,10 @@ def test_detail_lists_recent_generations_with_thumbnails_and_bans(staff_client):
     BanFactory(user=user, reason="old spam", lifted_at=timezone.now())
     BanFactory(user=user, reason="new <i>spam</i>")
     page = staff_client.get(f"/users/{user.pk}/").content.decode()
-    assert f'src="/generations/{kept.pk}/thumbnail.jpg" width="96" height="54"' in page and page.count('class="thumb"') == 1
+    assert (
+        f'src="/generations/{kept.pk}/thumbnail.jpg" width="96" height="54"' in page
+        and page.count('class="thumb"') == 1
+    )
     assert f'href="/generations/{kept.pk}/"' in page and f'href="/generations/{failed.pk}/"' in page
     assert "a &lt;b&gt;bold&lt;/b&gt; cat" in page and "$0.13" in page and "$0.1340" not in page
     assert "Failed: The provider took too long to answer." in page and "(timeout)" not in page
