@@ -19,12 +19,17 @@ PAGES = {
     "overview": "/",
     "users list": "/users/",
     "users search": "/users/?q=bench_77",
+    "users, last seen first": "/users/?sort=-last_seen",
     "generations list": "/generations/",
     "generations, failed": "/generations/?status=failed",
+    "generations, oldest first": "/generations/?sort=oldest",
+    "generations of one user": "/generations/?user=5000077",
     "cost report, 30 days": "/costs/",
     "cost report, 90 days": "/costs/?range=90",
     "analytics, 30 days": "/analytics/",
     "analytics, 90 days": "/analytics/?range=90",
+    "audit log": "/audit/",
+    "broadcasts": "/broadcasts/",
 }
 
 

@@ -12,7 +12,7 @@ from django.core.management import call_command
 from django.utils import timezone
 
 from botcore import summaries
-from botcore.models import DaySummary, Generation
+from botcore.models import DayActivity, DaySummary, Generation
 from dashboard import costreports, reports
 from tests.factories import TierFactory, UserFactory
 
@@ -125,6 +125,7 @@ def test_the_summarize_days_command_sums_up_closed_days_ahead_of_any_report(caps
     made(UserFactory(), 9)
     call_command("summarize_days", "--days", "30")
     assert DaySummary.objects.count() == 2
+    assert DayActivity.objects.filter(active__gt=0).count() == 2  # the analytics page's active users too
     closed_days = (summaries.first_open_day() - (timezone.localdate() - timedelta(days=30))).days
     assert f"{closed_days} days are summed up" in capsys.readouterr().out
 
