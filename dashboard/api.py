@@ -41,6 +41,21 @@ def stats(request):
     }
 
 
+class CheckOut(Schema):
+    name: str = Field(description="What is checked, in the language asked for (Accept-Language).")
+    level: Literal["ok", "warn", "bad", "info"] = Field(description="bad: a person is needed now.")
+    summary: str
+    advice: str = Field(description="What to do about it; empty when all is well.")
+    details: list[str]
+
+
+@router.get("/status", response=list[CheckOut], tags=["stats"], summary="The overview's status panel")
+def status(request):
+    """Whether the bot, its workers and beat run (by their heartbeats), stuck or waiting jobs, the providers'
+    circuit breakers and spend against the budget: the same checks as the dashboard's overview."""
+    return reports.status_now()
+
+
 class Figures(Schema):
     delivered: int = Field(description="Images delivered.")
     failed: int

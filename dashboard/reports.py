@@ -86,6 +86,15 @@ def overview(now=None):
     }
 
 
+def status_now(now=None):
+    """The status panel's checks alone (for the API): this month's summaries give the spend it weighs."""
+    now = now or timezone.now()
+    today = days.today(now)
+    rows = summaries.rows(today.replace(day=1), today)
+    spent_today = sum((row.spend for row in rows if row.day == today), Decimal(0))
+    return status.checks(spent_today, sum((row.spend for row in rows), Decimal(0)), now)
+
+
 def _days_from(first, count):
     return [first + timedelta(n) for n in range(count)]
 

@@ -257,3 +257,12 @@ def test_stats_count_todays_images_by_outcome_and_those_in_progress(api):
     stats = api.get("/api/stats").json()
     assert (stats["delivered"], stats["failed"], stats["in_progress"]) == (1, 0, 1)
     assert stats["spend"] == pytest.approx(0.134)
+
+
+def test_a_monitoring_script_reads_the_status_panel_and_sees_the_bot_down(api, settings):
+    settings.MONTHLY_BUDGET_USD = None
+    checks = {check["name"]: check for check in api.get("/api/status").json()}
+    assert checks["Bot"]["level"] == "bad" and "python manage.py runbot" in checks["Bot"]["advice"]
+    assert checks["Jobs"]["level"] == "ok" and checks["Jobs"]["summary"] == "0 queued, 0 running."
+    in_chinese = api.get("/api/status", headers={"Accept-Language": "zh-hant"}).json()
+    assert in_chinese[0]["name"] == "機器人"  # the same words as the page, in the language asked for
