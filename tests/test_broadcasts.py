@@ -76,7 +76,7 @@ def test_users_who_blocked_the_bot_are_counted_marked_inactive_and_listed(bot_se
     assert not TelegramUser.objects.get(pk=alice.pk).is_active
     page = page_of(staff_client, broadcast)
     assert "1 user not reached" in page
-    assert f'<a href="/users/{alice.pk}/">@alice</a></td><td>Blocked the bot.</td>' in page
+    assert f'<a href="/users/{alice.pk}/">@alice</a></td><td class="text">Blocked the bot.</td>' in page
     async_to_sync(broadcasts.send)(broadcast.pk)  # sending it again does nothing
     assert len(received(tg)) == 2
 
@@ -135,7 +135,7 @@ def test_users_telegram_refuses_are_listed_with_the_reason_in_words(bot_settings
     assert (done.status, done.sent, done.failed) == ("done", 1, 2) and set(received(tg)) == {fine.telegram_id}
     page = page_of(staff_client, broadcast)
     assert "2 users not reached" in page
-    assert f'/users/{lost.pk}/">@lost</a></td><td>Chat not found: they never started the bot' in page
+    assert f'/users/{lost.pk}/">@lost</a></td><td class="text">Chat not found: they never started the bot' in page
     assert f'/users/{odd.pk}/">@odd</a></td><td>Telegram refused the message: &lt;odd&gt; &amp; unheard of' in page
 
 
