@@ -24,6 +24,7 @@ class ErrorCode(StrEnum):
     TOO_MANY_PHOTOS = "too_many_photos"
     ALREADY_4K = "already_4k"
     ALREADY_SENT = "already_sent"
+    BUDGET = "budget"  # the spend limit is reached (botcore/spending.py): stored, as it is decided in the job
     RESULT_GONE = "result_gone"  # also a failure: an older result can't be refined
 
     # The image provider's answer (providers.ProviderError).

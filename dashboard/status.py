@@ -234,30 +234,51 @@ def _providers() -> list[Check]:
 
 def _spend(spent_today: Decimal, spent_month: Decimal, today) -> list[Check]:
     monthly, daily = budget.monthly(), budget.daily_share(today)
-    if not monthly:
-        note = _("No budget is set: set MONTHLY_BUDGET_USD to be warned before spending runs over it.")
+    if not monthly and not settings.DAILY_BUDGET_USD:
+        note = _("No budget is set: set MONTHLY_BUDGET_USD or DAILY_BUDGET_USD to cap what image calls may cost.")
         return [Check(_("Spend this month"), INFO, usd(spent_month) + ".", note)]
     costs = {"link": reverse("dashboard:costs"), "link_text": _("Costs")}
-    month_share = spent_month / monthly
-    summary = _("%(spent)s of the %(budget)s budget (%(share)s).") % {
-        "spent": usd(spent_month),
-        "budget": usd(monthly),
-        "share": percent(month_share),
-    }
-    if month_share >= 1:
-        advice = _(
-            "This month's spend is over the budget, and nothing stops it: lower the tiers' daily limits, or "
-            "raise MONTHLY_BUDGET_USD."
-        )
-        month = Check(_("Spend this month"), BAD, summary, advice, **costs)
-    elif month_share >= BUDGET_WARNING:
-        advice = _(
-            "Over %(share)s of this month's budget is spent: watch the spend, or lower the tiers' daily limits."
-        ) % {"share": percent(BUDGET_WARNING)}
-        month = Check(_("Spend this month"), WARN, summary, advice, **costs)
-    else:
-        month = Check(_("Spend this month"), OK, summary, **costs)
-
+    found = []
+    if monthly:
+        month_share = spent_month / monthly
+        summary = _("%(spent)s of the %(budget)s budget (%(share)s).") % {
+            "spent": usd(spent_month),
+            "budget": usd(monthly),
+            "share": percent(month_share),
+        }
+        if month_share >= 1:
+            advice = _(
+                "This month's budget is spent: new images are refused until next month (images from the cache "
+                "still answer). Raise MONTHLY_BUDGET_USD to go on."
+            )
+            found.append(Check(_("Spend this month"), BAD, summary, advice, **costs))
+        elif month_share >= BUDGET_WARNING:
+            advice = _(
+                "Over %(share)s of this month's budget is spent: new images will be refused once it is all "
+                "spent. Lower the tiers' daily limits, or raise MONTHLY_BUDGET_USD."
+            ) % {"share": percent(BUDGET_WARNING)}
+            found.append(Check(_("Spend this month"), WARN, summary, advice, **costs))
+        else:
+            found.append(Check(_("Spend this month"), OK, summary, **costs))
+    if settings.DAILY_BUDGET_USD:
+        today_share = spent_today / settings.DAILY_BUDGET_USD
+        summary = _("%(spent)s of today's %(budget)s budget (%(share)s).") % {
+            "spent": usd(spent_today),
+            "budget": usd(settings.DAILY_BUDGET_USD),
+            "share": percent(today_share),
+        }
+        if today_share >= 1:
+            advice = _(
+                "Today's budget is spent: new images are refused until midnight (%(zone)s). Raise "
+                "DAILY_BUDGET_USD to go on."
+            ) % {"zone": settings.TIME_ZONE}
+            found.append(Check(_("Spend today"), BAD, summary, advice, **costs))
+        elif today_share >= BUDGET_WARNING:
+            advice = _("Over %(share)s of today's budget is spent.") % {"share": percent(BUDGET_WARNING)}
+            found.append(Check(_("Spend today"), WARN, summary, advice, **costs))
+        else:
+            found.append(Check(_("Spend today"), OK, summary, **costs))
+        return found
     today_share = spent_today / daily
     summary = _("%(spent)s of a daily share of %(share)s (%(percent)s).") % {
         "spent": usd(spent_today),
@@ -267,5 +288,5 @@ def _spend(spent_today: Decimal, spent_month: Decimal, today) -> list[Check]:
     if today_share > 1:
         # A day over its share is a pace, not an overrun: the month's check turns red when it is one.
         advice = _("Today's spend is over its share of the budget: at this pace, the month goes over budget.")
-        return [month, Check(_("Spend today"), WARN, summary, advice, **costs)]
-    return [month, Check(_("Spend today"), OK, summary, **costs)]
+        return [*found, Check(_("Spend today"), WARN, summary, advice, **costs)]
+    return [*found, Check(_("Spend today"), OK, summary, **costs)]

@@ -46,6 +46,7 @@ ERROR_KINDS = {
     ErrorCode.INTERRUPTED: _("Its process stopped before it finished."),
     ErrorCode.CANCELLED: _("The user cancelled it."),
     ErrorCode.INTERNAL: _("An unexpected error in NanoBot: the server's log has the details."),
+    ErrorCode.BUDGET: _("The spend limit was reached: refused before any paid call."),
 }
 
 

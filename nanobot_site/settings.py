@@ -346,11 +346,19 @@ DELIVERY_MODE = envstr("DELIVERY_MODE", "both")
 if DELIVERY_MODE not in ("photo", "document", "both"):
     _problem("DELIVERY_MODE must be photo, document or both")
 
-# Spend the overview compares this month's cost with (USD; empty: no budget).
-try:
-    MONTHLY_BUDGET_USD = Decimal(envstr("MONTHLY_BUDGET_USD", "0")) or None
-except ArithmeticError:
-    _problem("MONTHLY_BUDGET_USD must be a number of US dollars, e.g. 500")
+
+# Spend limits (USD; empty: none), per day and per month in TIME_ZONE: once the logged cost with the calls in
+# flight would pass one, new paid images are refused until the period renews (botcore/spending.py).
+def _usd(name):
+    try:
+        return Decimal(envstr(name, "0")) or None
+    except ArithmeticError:
+        _problem(f"{name} must be a number of US dollars, e.g. 500")
+        return None
+
+
+DAILY_BUDGET_USD = _usd("DAILY_BUDGET_USD")
+MONTHLY_BUDGET_USD = _usd("MONTHLY_BUDGET_USD")
 
 # Generations still queued this long (a job lost with its Celery message) give their quota back.
 STALE_GENERATION_SECONDS = envint("STALE_GENERATION_SECONDS", 900)

@@ -136,7 +136,10 @@ def test_users_telegram_refuses_are_listed_with_the_reason_in_words(bot_settings
     page = page_of(staff_client, broadcast)
     assert "2 users not reached" in page
     assert f'/users/{lost.pk}/">@lost</a></td><td class="text">Chat not found: they never started the bot' in page
-    assert f'/users/{odd.pk}/">@odd</a></td><td class="text">Telegram refused the message: &lt;odd&gt; &amp; unheard of' in page
+    assert (
+        f'/users/{odd.pk}/">@odd</a></td><td class="text">Telegram refused the message: &lt;odd&gt; &amp; unheard of'
+        in page
+    )
 
 
 def test_a_broadcast_the_bot_has_no_token_for_fails_at_once_and_says_why(bot_settings, tg, staff_client):

@@ -123,8 +123,18 @@ def test_spend_over_the_budget_reads_red_with_what_to_do(admin_client, settings)
     spent_today("12.50")
     level, words = panel(admin_client)["Spend this month"]
     assert level == "bad" and "$12.50 of the $10.00 budget (125%)" in words
-    assert "This month's spend is over the budget, and nothing stops it" in words
+    assert "new images are refused until next month" in words and "Raise MONTHLY_BUDGET_USD" in words
     assert panel(admin_client)["Spend today"][0] == "warn"  # well over the day's share
+
+
+def test_a_spent_daily_budget_reads_red_until_midnight(admin_client, settings):
+    settings.MONTHLY_BUDGET_USD, settings.DAILY_BUDGET_USD = None, Decimal("2")
+    spent_today("2.00")
+    checks = panel(admin_client)
+    assert "Spend this month" not in checks
+    level, words = checks["Spend today"]
+    assert level == "bad" and "$2.00 of today's $2.00 budget (100%)" in words
+    assert "refused until midnight (UTC)" in words
 
 
 def test_spend_past_80_percent_of_the_budget_reads_amber(admin_client, settings):

@@ -20,7 +20,7 @@ from telegram.constants import ParseMode
 from telegram.error import Forbidden, InvalidToken, TelegramError
 from telegram.ext import ExtBot
 
-from botcore import connections, generations, logs, results, upstream
+from botcore import connections, generations, logs, results, spending, upstream
 from botcore.errors import ErrorCode
 from botcore.models import Generation
 from botcore.periodic import repeating
@@ -32,6 +32,7 @@ from .transport import bot_request
 log = logging.getLogger(__name__)
 
 ADMIN_ALERT_EVERY_SECONDS = 600
+BUDGET_ALERT_KEPT_SECONDS = 32 * 24 * 3600  # longer than a month: the period in its key makes it once per period
 STATUS_STORE_SECONDS = 1.0
 # Instructions to the model for the result buttons; the user's prompt follows them.
 VARIATION_PROMPT = "Create a new variation of this image: keep its subject and style, change the composition."
@@ -165,6 +166,13 @@ async def _run(batch, bot, provider, started):
         if earlier is not None:
             await _deliver_from_cache(bot, first, earlier, key, started)
             return
+    if (over := await sync_to_async(spending.reached)(batch)) is not None:
+        detail = f"the {over.limit.period}'s budget of ${over.limit.amount} is reached"
+        for generation in batch:
+            await _close(generation, Generation.Status.REFUSED, error_code=ErrorCode.BUDGET, error_message=detail)
+        await tell_failure(bot, first, ErrorCode.BUDGET)
+        await notify_budget(bot, over)
+        return
     calls = [_in_turn(bot, first, provider, image_request, told=index == 0) for index in range(len(batch))]
     with stopping.stoppable(first.user.telegram_id) as stop:
         async with delivery.chat_action(bot, first.chat_id):
@@ -486,6 +494,26 @@ async def _remove_status(bot, generation):
     if generation.status_message_id:
         with suppress(TelegramError):
             await bot.delete_message(generation.chat_id, generation.status_message_id)
+
+
+async def notify_budget(bot, over):
+    """Tell the operators once per period that a spend limit stops new images."""
+    limit = over.limit
+    once = f"admin-alert:budget:{limit.period}:{limit.first_day}"
+    if not settings.ADMIN_TELEGRAM_IDS or not cache.add(once, 1, BUDGET_ALERT_KEPT_SECONDS):
+        return
+    text = texts.say(
+        "en",
+        texts.ADMIN_BUDGET_ALERT,
+        period=limit.period,
+        amount=f"${limit.amount:.2f}",
+        spent=f"${over.spent:.2f}",
+        in_flight=f"${over.in_flight:.2f}",
+        setting="DAILY_BUDGET_USD" if limit.period == "day" else "MONTHLY_BUDGET_USD",
+    )
+    for admin_id in settings.ADMIN_TELEGRAM_IDS:
+        with suppress(TelegramError):
+            await bot.send_message(admin_id, text, parse_mode=ParseMode.HTML)
 
 
 async def notify_admins(bot, error):

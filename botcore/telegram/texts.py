@@ -86,6 +86,9 @@ FAILURES = {
     ErrorCode.INPUT_GONE: _("I couldn't fetch your photo from Telegram. Please send it again."),
     ErrorCode.RESULT_GONE: _("That image is too old for this; please send a new request."),
     ErrorCode.CANCELLED: _("⏹ Stopped, as you asked."),
+    ErrorCode.BUDGET: _(
+        "This bot has spent its image budget for now, so new images are paused until it renews. Please try again later."
+    ),
 }
 NOTHING_CHARGED = _("Nothing was charged.")
 STOPPED = ngettext_lazy(
@@ -121,6 +124,10 @@ BUTTONS = {
     "original": _("📄 Original"),
     "send": _("📨 Send my image"),
 }
+ADMIN_BUDGET_ALERT = _(
+    "⚠️ NanoBot operator alert: the %(period)s budget of %(amount)s is reached (%(spent)s spent, %(in_flight)s "
+    "in flight). New images are refused until it renews, or until you raise %(setting)s."
+)
 ADMIN_ALERT = _(
     "⚠️ NanoBot operator alert: the image provider rejected our credentials, model, account or request (%(detail)s)."
 )

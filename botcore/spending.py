@@ -1,0 +1,78 @@
+"""The spend budget: optional limits on what the image providers cost, per day and per month in TIME_ZONE
+(DAILY_BUDGET_USD, MONTHLY_BUDGET_USD).
+
+Checked before each paid call, with the calls already in flight counted at their estimated price: every
+job is marked running before it checks, so of two jobs checking at once each counts the other, and the
+logged cost can pass a limit by no more than what the running jobs cost beyond their estimates. Cache
+hits cost nothing and are never held back.
+"""
+
+from dataclasses import dataclass
+from datetime import date
+from decimal import Decimal
+
+from django.conf import settings
+from django.db.models import Count
+
+from accounts import days
+
+from . import generations, summaries
+from .models import Generation
+
+MODELS = {"gemini": "IMAGE_MODEL", "openai": "OPENAI_IMAGES_MODEL"}  # the setting naming each provider's model
+
+
+@dataclass(frozen=True)
+class Limit:
+    period: str  # "day" or "month"
+    amount: Decimal  # USD
+    first_day: date  # the period's first day, in TIME_ZONE
+
+
+@dataclass(frozen=True)
+class Reached:
+    """A limit that the next call would pass: what has been spent and what is in flight."""
+
+    limit: Limit
+    spent: Decimal
+    in_flight: Decimal
+
+
+def limits(today: date) -> list[Limit]:
+    found = []
+    if settings.DAILY_BUDGET_USD:
+        found.append(Limit("day", settings.DAILY_BUDGET_USD, today))
+    if settings.MONTHLY_BUDGET_USD:
+        found.append(Limit("month", settings.MONTHLY_BUDGET_USD, today.replace(day=1)))
+    return found
+
+
+def estimate(resolution: str) -> Decimal:
+    """What one image at `resolution` may cost: the dearest of the providers a call may reach."""
+    return max(
+        generations.price(provider, getattr(settings, MODELS[provider]), resolution)
+        for provider in settings.IMAGE_PROVIDERS
+    )
+
+
+def reached(batch: list[Generation]) -> Reached | None:
+    """The first limit that making `batch` (running generations) would pass, or None to go ahead."""
+    today = days.today()
+    found = limits(today)
+    if not found:
+        return None
+    others = (
+        Generation.objects.filter(status=Generation.Status.RUNNING)
+        .exclude(pk__in=[generation.pk for generation in batch])
+        .values_list("resolution")
+        .annotate(count=Count("pk"))
+        .order_by()
+    )
+    in_flight = sum((estimate(resolution) * count for resolution, count in others), Decimal(0))
+    asked = sum((estimate(generation.resolution) for generation in batch), Decimal(0))
+    rows = summaries.rows(min(limit.first_day for limit in found), today)
+    for limit in found:
+        spent = sum((row.spend for row in rows if row.day >= limit.first_day), Decimal(0))
+        if spent >= limit.amount or spent + in_flight + asked > limit.amount:
+            return Reached(limit, spent, in_flight)
+    return None
