@@ -3,15 +3,16 @@ PostgreSQL, and the server time and SQL queries of its busiest pages."""
 
 import statistics
 import time
+from decimal import Decimal
 
 from django.contrib.auth import get_user_model
 from django.db import connection
 from django.test import Client
-from django.test.utils import CaptureQueriesContext
+from django.test.utils import CaptureQueriesContext, override_settings
 from django.utils import timezone
 
 from accounts.models import Tier
-from botcore import summaries
+from botcore import spending, summaries
 
 from .harness import reset_data
 
@@ -103,4 +104,21 @@ def dashboard(users=100_000, generations=1_000_000, repeat=5):
         status = "" if response.status_code == 200 else f" (HTTP {response.status_code})"
         figures[f"{name} ms (median of {repeat})"] = f"{statistics.median(times):.0f}{status}"
         figures[f"{name} queries"] = queries
+    figures.update(spend_check(repeat * 4))
     return figures
+
+
+def spend_check(repeat):
+    """The budget check each paid call makes first (botcore/spending.py), with both limits set."""
+    with override_settings(DAILY_BUDGET_USD=Decimal(10**6), MONTHLY_BUDGET_USD=Decimal(10**7)):
+        spending.reached([])
+        times = []
+        for _ in range(repeat):
+            with CaptureQueriesContext(connection) as captured:
+                begun = time.perf_counter()
+                spending.reached([])
+                times.append((time.perf_counter() - begun) * 1000)
+    return {
+        f"spend check before a paid call ms (median of {repeat})": f"{statistics.median(times):.1f}",
+        "spend check queries": len(captured),
+    }

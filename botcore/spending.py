@@ -12,7 +12,7 @@ from datetime import date
 from decimal import Decimal
 
 from django.conf import settings
-from django.db.models import Count
+from django.db.models import Count, Sum
 
 from accounts import days
 
@@ -70,9 +70,16 @@ def reached(batch: list[Generation]) -> Reached | None:
     )
     in_flight = sum((estimate(resolution) * count for resolution, count in others), Decimal(0))
     asked = sum((estimate(generation.resolution) for generation in batch), Decimal(0))
-    rows = summaries.rows(min(limit.first_day for limit in found), today)
     for limit in found:
-        spent = sum((row.spend for row in rows if row.day >= limit.first_day), Decimal(0))
+        spent = spent_since(limit.first_day, today)
         if spent >= limit.amount or spent + in_flight + asked > limit.amount:
             return Reached(limit, spent, in_flight)
     return None
+
+
+def spent_since(first: date, today: date) -> Decimal:
+    """What the image calls from day `first` to today cost: two sums, as this runs before every paid call."""
+    summed, open_from = summaries.closed(first, today)
+    closed = summed.aggregate(spend=Sum("spend"))["spend"] or Decimal(0)
+    live = summaries.created_on(open_from, today).aggregate(spend=Sum("cost_usd"))["spend"] or Decimal(0)
+    return closed + live

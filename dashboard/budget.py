@@ -1,5 +1,6 @@
-"""MONTHLY_BUDGET_USD, and the share of it a day has: the month's budget over the month's days, so a
-day of February has a larger share than a day of March."""
+"""The budgets the dashboard draws and weighs spend against: MONTHLY_BUDGET_USD, and a day's budget, which is
+DAILY_BUDGET_USD when set (a limit, as botcore/spending.py enforces it), else the day's share of the month's
+(the month's budget over its days, so a day of February has a larger share than a day of March)."""
 
 import calendar
 from datetime import date
@@ -12,7 +13,13 @@ def monthly() -> Decimal | None:
     return settings.MONTHLY_BUDGET_USD
 
 
+def any_set() -> bool:
+    return bool(settings.DAILY_BUDGET_USD or settings.MONTHLY_BUDGET_USD)
+
+
 def daily_share(day: date) -> Decimal | None:
-    """The budget of `day`'s month spread evenly over its days; None without a budget."""
+    """The budget of `day`; None without a budget."""
+    if settings.DAILY_BUDGET_USD:
+        return settings.DAILY_BUDGET_USD
     budget = monthly()
     return budget / calendar.monthrange(day.year, day.month)[1] if budget else None

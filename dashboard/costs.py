@@ -129,7 +129,7 @@ def report(request):
         "day_rows": day_rows,
         "totals": costs.totals,
         "spend_chart": line_chart(
-            costs.days, "spend", money=True, budget=budget.daily_share if budget.monthly() else None
+            costs.days, "spend", money=True, budget=budget.daily_share if budget.any_set() else None
         ),
         "images_chart": bar_chart(costs.days, "delivered"),
         "tiers": tiers,

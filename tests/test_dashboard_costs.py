@@ -284,3 +284,9 @@ def test_the_axis_dates_read_in_the_staff_member_s_language(admin_client, march)
     page = admin_client.get("/costs/", MARCH, headers={"Accept-Language": "zh-hans"}).content.decode()
     dates, _ticks = axes(page.split('<figure class="chart">')[1])
     assert dates == ["3月1日", "3月2日", "3月3日", "3月4日", "3月5日"]
+
+
+def test_a_daily_budget_is_the_line_the_spend_chart_draws(admin_client, march, settings):
+    settings.MONTHLY_BUDGET_USD, settings.DAILY_BUDGET_USD = Decimal("6.20"), Decimal("0.25")
+    spend = admin_client.get("/costs/", MARCH).content.decode().split('<figure class="chart">')[1]
+    assert "Budget: $0.25 a day" in spend  # the limit botcore enforces, not the month's share of $0.20
