@@ -27,13 +27,12 @@ from accounts.models import Resolution, TelegramUser
 from botcore import summaries
 from botcore.models import Generation
 
-from . import spreadsheets
+from . import spreadsheets, thumbnails
 from .access import staff_required
 from .ranges import DateRangeForm
 
 PAGE_SIZE = 50
 CSV_BATCH = 2000
-THUMB_PIXELS = 96  # a thumbnail's longer side
 IMAGE_TYPES = {"image/png", "image/jpeg", "image/webp", "image/gif"}
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 MICROSECOND = timedelta(microseconds=1)
@@ -173,28 +172,6 @@ def page_of(generations, before=None, after=None, newest=True):
     return rows[:PAGE_SIZE], bool(onward), len(rows) > PAGE_SIZE
 
 
-def thumbnail_size(aspect_ratio):
-    """(width, height) of a thumbnail THUMB_PIXELS on its longer side in `aspect_ratio` ("16:9"; a square
-    when it can't be read), so that the page doesn't jump about as the images come in."""
-    width, _sep, height = aspect_ratio.partition(":")
-    try:
-        width, height = int(width), int(height)
-    except ValueError:
-        return THUMB_PIXELS, THUMB_PIXELS
-    if width <= 0 or height <= 0:
-        return THUMB_PIXELS, THUMB_PIXELS
-    longer = max(width, height)
-    return round(THUMB_PIXELS * width / longer), round(THUMB_PIXELS * height / longer)
-
-
-def with_thumbnails(generations):
-    """`generations` (as a list), each with the thumb_width and thumb_height of its thumbnail."""
-    generations = list(generations)
-    for generation in generations:
-        generation.thumb_width, generation.thumb_height = thumbnail_size(generation.aspect_ratio)
-    return generations
-
-
 def _query(request, **changes):
     """The list's query string without its page cursors, with `changes`."""
     params = request.GET.copy()
@@ -215,7 +192,7 @@ def generation_list(request):
     back, onward = ("after", "before") if newest else ("before", "after")  # the cursors are named by time
     context = {
         "form": form,
-        "generations": with_thumbnails(rows),
+        "generations": thumbnails.laid_out(rows),
         "newest": newest,
         "previous": "?" + _query(request, **{back: _cursor(rows[0])}) if has_previous and rows else None,
         "next": "?" + _query(request, **{onward: _cursor(rows[-1])}) if has_next and rows else None,
@@ -227,8 +204,7 @@ def generation_list(request):
     return render(request, "dashboard/generations/list.html", context)
 
 
-# CSV: English headers and plain numbers, for spreadsheets and scripts; a byte order mark first, so that
-# Excel reads it as UTF-8 (Chinese prompts and names) and not in the computer's own code page.
+# CSV of the list (spreadsheets.py: headers, BOM, formula guard).
 
 CSV_COLUMNS = {
     "id": "pk",

@@ -8,13 +8,14 @@ from django.core.cache import cache
 from django.http import Http404, HttpResponse
 from django.shortcuts import get_object_or_404
 from django.urls import path
-from PIL import Image, UnidentifiedImageError
+from PIL import Image
 
 from botcore.models import Generation
 
 from .access import staff_required
 
-SIZE = 192  # px, the longer side: twice the 96 px the lists show, for sharp thumbnails on dense screens
+SHOWN = 96  # px, a thumbnail's longer side on the page
+SIZE = 2 * SHOWN  # px, the image's longer side: sharp on dense screens
 KEPT_SECONDS = 7 * 24 * 3600
 
 
@@ -28,10 +29,32 @@ def thumbnail_of(generation: Generation) -> bytes | None:
             image.thumbnail((SIZE, SIZE))
             small = io.BytesIO()
             image.convert("RGB").save(small, "JPEG", quality=80, optimize=True)
-    except (FileNotFoundError, UnidentifiedImageError, Image.DecompressionBombError, OSError):
+    except (OSError, Image.DecompressionBombError):  # gone, unreadable (UnidentifiedImageError), or a bomb
         return None
     cache.set(key, small.getvalue(), KEPT_SECONDS)
     return small.getvalue()
+
+
+def thumbnail_size(aspect_ratio):
+    """(width, height) of a thumbnail SHOWN on its longer side in `aspect_ratio` ("16:9"; a square
+    when it can't be read), so that the page doesn't jump about as the images come in."""
+    width, _sep, height = aspect_ratio.partition(":")
+    try:
+        width, height = int(width), int(height)
+    except ValueError:
+        return SHOWN, SHOWN
+    if width <= 0 or height <= 0:
+        return SHOWN, SHOWN
+    longer = max(width, height)
+    return round(SHOWN * width / longer), round(SHOWN * height / longer)
+
+
+def laid_out(generations):
+    """`generations` (as a list), each with the thumb_width and thumb_height of its thumbnail."""
+    generations = list(generations)
+    for generation in generations:
+        generation.thumb_width, generation.thumb_height = thumbnail_size(generation.aspect_ratio)
+    return generations
 
 
 @staff_required

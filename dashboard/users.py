@@ -17,8 +17,8 @@ from accounts import days, moderation, quota, staff
 from accounts.models import Ban, QuotaUsage, TelegramUser, Tier
 from accounts.users import search
 
+from . import thumbnails
 from .access import staff_required
-from .generations import with_thumbnails
 
 PER_PAGE = 50
 HISTORY_DAYS = 30
@@ -148,7 +148,7 @@ def user_detail(request, pk):
         "history_total": sum(images for _day, images, _granted in used),
         "active_ban": moderation.active_ban(user),
         "bans": user.bans.select_related("created_by", "lifted_by").order_by("-created_at"),
-        "generations": with_thumbnails(user.generations.order_by("-created_at", "-pk")[:RECENT_GENERATIONS]),
+        "generations": thumbnails.laid_out(user.generations.order_by("-created_at", "-pk")[:RECENT_GENERATIONS]),
         "tier_form": TierForm(initial={"tier": user.tier}),
         "grant_form": GrantForm(),
         "ban_form": BanForm(),
