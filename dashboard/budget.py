@@ -13,10 +13,6 @@ def monthly() -> Decimal | None:
     return settings.MONTHLY_BUDGET_USD
 
 
-def any_set() -> bool:
-    return bool(settings.DAILY_BUDGET_USD or settings.MONTHLY_BUDGET_USD)
-
-
 def daily_share(day: date) -> Decimal | None:
     """The budget of `day`; None without a budget."""
     if settings.DAILY_BUDGET_USD:

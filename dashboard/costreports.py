@@ -248,7 +248,7 @@ def _chart(days, key, money, budget=None):
         "peak": {"day": days[peak]["day"], "text": shown(values[peak])} if peak is not None else None,
         "budget": None,
     }
-    if budget and days:
+    if shares and shares[0] is not None:  # daily_share gives None for every day, or for none: no budget set
         # A step where a month starts: a day of February has a larger share than one of March.
         steps = [(0, down(shares[0]))]
         for n in range(1, len(shares)):
@@ -265,7 +265,7 @@ def _chart(days, key, money, budget=None):
 
 def line_chart(days, key, money=False, budget=None):
     """A line through a point per day, each day's point marked up to a month. `budget(day)`: a
-    money chart's budget line (budget.daily_share), drawn where the day's share is."""
+    money chart's budget line (budget.daily_share), drawn where the day's share is when a budget is set."""
     chart, down = _chart(days, key, money, budget)
     ys = [down(row["value"]) for row in chart["days"]]
     chart["polyline"] = " ".join(f"{n + 0.5},{_coordinate(y)}" for n, y in enumerate(ys))

@@ -128,9 +128,7 @@ def report(request):
         "weekly": weekly,
         "day_rows": day_rows,
         "totals": costs.totals,
-        "spend_chart": line_chart(
-            costs.days, "spend", money=True, budget=budget.daily_share if budget.any_set() else None
-        ),
+        "spend_chart": line_chart(costs.days, "spend", money=True, budget=budget.daily_share),
         "images_chart": bar_chart(costs.days, "delivered"),
         "tiers": tiers,
         "users": users,
