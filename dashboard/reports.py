@@ -8,7 +8,7 @@ from django.db.models import Count, Sum
 from django.utils import timezone
 
 from accounts import days
-from botcore import summaries
+from botcore import spending, summaries
 from botcore.models import Generation
 from botcore.summaries import LATENCY_BUCKETS_MS
 
@@ -87,12 +87,10 @@ def overview(now=None):
 
 
 def status_now(now=None):
-    """The status panel's checks alone (for the API): this month's summaries give the spend it weighs."""
+    """The status panel's checks alone (for the API), with the spend they weigh summed as the budget check sums it."""
     now = now or timezone.now()
     today = days.today(now)
-    rows = summaries.rows(today.replace(day=1), today)
-    spent_today = sum((row.spend for row in rows if row.day == today), Decimal(0))
-    return status.checks(spent_today, sum((row.spend for row in rows), Decimal(0)), now)
+    return status.checks(spending.spent_since(today, today), spending.spent_since(today.replace(day=1), today), now)
 
 
 def _days_from(first, count):

@@ -499,9 +499,6 @@ async def _remove_status(bot, generation):
 async def notify_budget(bot, over):
     """Tell the operators once per period that a spend limit stops new images."""
     limit = over.limit
-    once = f"admin-alert:budget:{limit.period}:{limit.first_day}"
-    if not settings.ADMIN_TELEGRAM_IDS or not cache.add(once, 1, BUDGET_ALERT_KEPT_SECONDS):
-        return
     text = texts.say(
         "en",
         texts.ADMIN_BUDGET_ALERT,
@@ -511,16 +508,19 @@ async def notify_budget(bot, over):
         in_flight=f"${over.in_flight:.2f}",
         setting="DAILY_BUDGET_USD" if limit.period == "day" else "MONTHLY_BUDGET_USD",
     )
-    for admin_id in settings.ADMIN_TELEGRAM_IDS:
-        with suppress(TelegramError):
-            await bot.send_message(admin_id, text, parse_mode=ParseMode.HTML)
+    await _tell_admins(bot, text, f"admin-alert:budget:{limit.period}:{limit.first_day}", BUDGET_ALERT_KEPT_SECONDS)
 
 
 async def notify_admins(bot, error):
     """Tell the operators about a problem only they can fix, at most once per ten minutes."""
-    if not settings.ADMIN_TELEGRAM_IDS or not cache.add("admin-alert:provider", 1, ADMIN_ALERT_EVERY_SECONDS):
-        return
     text = texts.say("en", texts.ADMIN_ALERT, detail=error.detail[:300])
+    await _tell_admins(bot, text, "admin-alert:provider", ADMIN_ALERT_EVERY_SECONDS)
+
+
+async def _tell_admins(bot, text, once, seconds):
+    """Send `text` to ADMIN_TELEGRAM_IDS unless the alert `once` was sent in the last `seconds`."""
+    if not settings.ADMIN_TELEGRAM_IDS or not cache.add(once, 1, seconds):
+        return
     for admin_id in settings.ADMIN_TELEGRAM_IDS:
         with suppress(TelegramError):
             await bot.send_message(admin_id, text, parse_mode=ParseMode.HTML)
