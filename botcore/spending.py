@@ -18,8 +18,7 @@ from accounts import days
 
 from . import generations, summaries
 from .models import Generation
-
-MODELS = {"gemini": "IMAGE_MODEL", "openai": "OPENAI_IMAGES_MODEL"}  # the setting naming each provider's model
+from .providers import registry
 
 
 @dataclass(frozen=True)
@@ -49,10 +48,7 @@ def limits(today: date) -> list[Limit]:
 
 def estimate(resolution: str) -> Decimal:
     """What one image at `resolution` may cost: the dearest of the providers a call may reach."""
-    return max(
-        generations.price(provider, getattr(settings, MODELS[provider]), resolution)
-        for provider in settings.IMAGE_PROVIDERS
-    )
+    return max(generations.price(each.name, each.model, resolution) for each in registry.configured(None))
 
 
 def reached(batch: list[Generation]) -> Reached | None:
