@@ -58,6 +58,11 @@ class TelegramUser(models.Model):
     ever_banned = models.BooleanField(default=False, editable=False)
     created_at = models.DateTimeField(auto_now_add=True)
     last_seen_at = models.DateTimeField(default=timezone.now)
+    # The sum of the user's ledger (credits.py), kept here so a reservation is one conditional UPDATE.
+    credits = models.PositiveIntegerField(default=0, editable=False)
+    # A pack's tier upgrade: on `tier` until then, then back on `tier_after` (the default tier if empty).
+    tier_until = models.DateTimeField(null=True, blank=True)
+    tier_after = models.ForeignKey(Tier, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
 
     class Meta:
         # The dashboard's users list sorts by it (who was here lately); it is written at most once a
@@ -256,3 +261,101 @@ class FailedRecipient(models.Model):
         if self.reason == self.Reason.ERROR and self.description:
             return _("Telegram refused the message: %(description)s") % {"description": self.description}
         return str(self.get_reason_display())
+
+
+class CreditPack(models.Model):
+    """Images sold for Telegram Stars, with a tier upgrade for some days when `tier` is set."""
+
+    name = models.CharField(max_length=32, help_text="Shown on the button and the invoice (Telegram allows 32).")
+    stars = models.PositiveIntegerField(help_text="Price in Telegram Stars.")
+    images = models.PositiveIntegerField(help_text="Credits: one image each, after the daily free images.")
+    tier = models.ForeignKey(
+        Tier, null=True, blank=True, on_delete=models.PROTECT, related_name="+", help_text="Upgrade to this tier…"
+    )
+    tier_days = models.PositiveIntegerField(null=True, blank=True, help_text="…for this many days.")
+    is_active = models.BooleanField(default=True, help_text="On sale in /buy.")
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["stars", "pk"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Payment(models.Model):
+    """A pack bought with Telegram Stars, as Telegram confirmed it (successful_payment), and whether it was
+    refunded. One per charge: Telegram's charge id is unique, so a payment reported twice is credited once."""
+
+    class Status(models.TextChoices):
+        PAID = "paid", _("Paid")
+        REFUNDED = "refunded", _("Refunded")
+
+    user = models.ForeignKey(TelegramUser, on_delete=models.PROTECT, related_name="payments")
+    pack = models.ForeignKey(CreditPack, null=True, blank=True, on_delete=models.SET_NULL, related_name="payments")
+    # What was sold, as the invoice said it: kept when the pack is changed or removed later.
+    pack_name = models.CharField(max_length=32)
+    stars = models.PositiveIntegerField()
+    images = models.PositiveIntegerField()
+    tier = models.CharField(max_length=50, blank=True, help_text="The tier the pack upgraded the user to.")
+    tier_until = models.DateTimeField(null=True, blank=True)
+    charge_id = models.CharField(max_length=255, unique=True, help_text="Telegram's telegram_payment_charge_id.")
+    payload = models.CharField(max_length=128)
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.PAID)
+    paid_at = models.DateTimeField(default=timezone.now, db_index=True)
+    refunded_at = models.DateTimeField(null=True, blank=True)
+    refunded_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+
+    class Meta:
+        ordering = ["-paid_at", "-pk"]
+
+    def __str__(self) -> str:
+        return f"{self.pack_name} ({self.stars} ⭐) by {self.user}"
+
+
+class LedgerEntry(models.Model):
+    """One change to a user's credits: a grant or purchase adds a lot of them (which may expire); a spend,
+    refund or expiry takes some from one lot. A user's credits are the sum of their entries (credits.py).
+
+    A spend is held while its image is being made, and is done once it is delivered, or released (counting
+    for nothing) when it isn't: the user pays only for images they get."""
+
+    class Kind(models.TextChoices):
+        GRANT = "grant", _("Grant")
+        PURCHASE = "purchase", _("Purchase")
+        SPEND = "spend", _("Spend")
+        REFUND = "refund", _("Refund")
+        EXPIRY = "expiry", _("Expiry")
+
+    class State(models.TextChoices):
+        DONE = "done", _("Done")
+        HELD = "held", _("Held")
+        RELEASED = "released", _("Released")
+
+    user = models.ForeignKey(TelegramUser, on_delete=models.PROTECT, related_name="ledger")
+    kind = models.CharField(max_length=10, choices=Kind.choices)
+    images = models.IntegerField(help_text="Credits added (positive) or taken (negative).")
+    state = models.CharField(max_length=10, choices=State.choices, default=State.DONE)
+    lot = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.PROTECT, related_name="uses", help_text="Taken from this lot."
+    )
+    expires_at = models.DateTimeField(null=True, blank=True, help_text="A lot's unused credits expire then.")
+    payment = models.ForeignKey(Payment, null=True, blank=True, on_delete=models.PROTECT, related_name="entries")
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    note = models.CharField(max_length=200, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["-created_at", "-pk"]
+        verbose_name_plural = "ledger entries"
+        indexes = [
+            models.Index(fields=["user", "created_at"]),
+            models.Index(fields=["kind", "expires_at"], name="accounts_ledger_expiring"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.user} {self.kind} {self.images:+d}"

@@ -12,8 +12,8 @@ from django.db import models, transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from . import moderation, quota
-from .models import AuditEntry, Ban, BannedKeyword, Broadcast, TelegramUser, Tier
+from . import credits, moderation, quota
+from .models import AuditEntry, Ban, BannedKeyword, Broadcast, CreditPack, LedgerEntry, TelegramUser, Tier
 
 MAX_REASON_CHARS = 500
 # A ban "until" further off than this is a typo, or means "until lifted" (an empty expiry).
@@ -57,7 +57,8 @@ def change_tier(*, actor: User | None, user: TelegramUser, tier: Tier) -> Telegr
         raise StaffError(_("%(user)s is already on %(tier)s.") % {"user": user, "tier": tier}, "tier")
     before = user.tier.name
     user.tier = tier
-    user.save(update_fields=["tier"])
+    user.tier_until = user.tier_after = None  # staff's choice stands: a pack's upgrade doesn't undo it later
+    user.save(update_fields=["tier", "tier_until", "tier_after"])
     record(actor, "user.tier", user, {"tier": before}, {"tier": tier.name})
     return user
 
@@ -69,6 +70,16 @@ def grant_images(*, actor: User | None, user: TelegramUser, count: int) -> None:
     before = quota.remaining(user)
     quota.grant(user, count)
     record(actor, "user.grant", user, {"remaining": before}, {"remaining": quota.remaining(user), "granted": count})
+
+
+@transaction.atomic
+def grant_credits(*, actor: User | None, user: TelegramUser, count: int, note: str = "") -> None:
+    """Give `user` `count` credits (images beyond the daily free ones), expiring as bought ones do."""
+    if count < 1:
+        raise StaffError(_("Grant at least one credit."), "credits")
+    before = credits.recount(user)
+    credits.add(user, count, LedgerEntry.Kind.GRANT, actor=actor, note=note[:200], expires_at=credits.expiry())
+    record(actor, "user.credits", user, {"credits": before}, {"credits": before + count, "granted": count})
 
 
 @transaction.atomic
@@ -115,11 +126,11 @@ def unban_user(*, actor: User | None, user: TelegramUser) -> list[Ban]:
 def version(instance: models.Model, names: list[str]) -> str:
     """A digest of the values of `names`: a form keeps the one it showed, so that saving it can tell
     whether someone else changed the record in between (and not silently undo their change)."""
-    shown = json.dumps(_fields(instance, names), sort_keys=True, default=str)
+    shown = json.dumps(field_values(instance, names), sort_keys=True, default=str)
     return hashlib.sha256(shown.encode()).hexdigest()[:16]
 
 
-def _unchanged_since(instance: models.Model, names: list[str], seen: str | None) -> None:
+def unchanged_since(instance: models.Model, names: list[str], seen: str | None) -> None:
     if seen and seen != version(instance, names):  # no seen: not from a form that showed it
         raise StaffError(
             _("Someone else changed this since you opened it: reload the page to see it, then save again.")
@@ -134,15 +145,17 @@ def save_tier(*, actor: User | None, tier: Tier | None = None, seen: str | None 
     locked = _lock_tiers(tier.pk if tier else None, *defaults)
     if tier is not None:
         tier = locked[tier.pk]
-        _unchanged_since(tier, TIER_FIELDS, seen)
-    before = _fields(tier, TIER_FIELDS) if tier else {}
+        unchanged_since(tier, TIER_FIELDS, seen)
+    before = field_values(tier, TIER_FIELDS) if tier else {}
     tier = tier or Tier()
     for name, value in fields.items():
         setattr(tier, name, value)
     if tier.is_default:
         Tier.objects.exclude(pk=tier.pk).filter(is_default=True).update(is_default=False)
     tier.save()
-    record(actor, "tier.update" if before else "tier.create", f"tier {tier.name}", before, _fields(tier, TIER_FIELDS))
+    record(
+        actor, "tier.update" if before else "tier.create", f"tier {tier.name}", before, field_values(tier, TIER_FIELDS)
+    )
     return tier
 
 
@@ -157,6 +170,11 @@ def delete_tier(*, actor: User | None, tier: Tier, move_to: Tier | None = None) 
     )
     if sending.exists():
         raise StaffError(_("A broadcast to this tier is still being sent: delete the tier once it is done."))
+    selling = list(CreditPack.objects.filter(tier=tier).values_list("name", flat=True))
+    if selling:
+        raise StaffError(
+            _("Credit packs upgrade to this tier: %(packs)s. Change them first.") % {"packs": ", ".join(selling)}
+        )
     users = TelegramUser.objects.filter(tier=tier)
     moved = users.count()
     if moved and (move_to is None or move_to.pk == tier.pk):
@@ -165,7 +183,7 @@ def delete_tier(*, actor: User | None, tier: Tier, move_to: Tier | None = None) 
         )
     if moved:
         users.update(tier=move_to)
-    before = _fields(tier, TIER_FIELDS)
+    before = field_values(tier, TIER_FIELDS)
     tier.delete()  # first: only one tier may be the default at any moment
     if before["is_default"] and move_to is not None:
         Tier.objects.filter(pk=move_to.pk).update(is_default=True)
@@ -204,10 +222,10 @@ def save_keyword(
     """Add a keyword (keyword=None) or change one; `seen` as for save_tier."""
     if keyword is not None:
         keyword = BannedKeyword.objects.select_for_update().get(pk=keyword.pk)
-        _unchanged_since(keyword, KEYWORD_FIELDS, seen)
+        unchanged_since(keyword, KEYWORD_FIELDS, seen)
     if "phrase" in fields:
         fields["phrase"] = check_phrase(fields["phrase"], keyword)
-    before = _fields(keyword, KEYWORD_FIELDS) if keyword else {}
+    before = field_values(keyword, KEYWORD_FIELDS) if keyword else {}
     keyword = keyword or BannedKeyword()
     for name, value in fields.items():
         setattr(keyword, name, value)
@@ -215,7 +233,7 @@ def save_keyword(
     # This process sees the change at once (the prompt test box); the bot within the cache's 30 s.
     transaction.on_commit(lambda: cache.delete(moderation.KEYWORDS_CACHE_KEY))
     action = "keyword.update" if before else "keyword.create"
-    record(actor, action, f"keyword {keyword.phrase}", before, _fields(keyword, KEYWORD_FIELDS))
+    record(actor, action, f"keyword {keyword.phrase}", before, field_values(keyword, KEYWORD_FIELDS))
     return keyword
 
 
@@ -225,11 +243,11 @@ def delete_keyword(*, actor: User | None, keyword: BannedKeyword) -> None:
     locked = BannedKeyword.objects.select_for_update().filter(pk=keyword.pk).first()
     if locked is None:  # another staff member deleted it a moment ago
         raise StaffError(_("The keyword “%(phrase)s” was already deleted.") % {"phrase": keyword.phrase})
-    before = _fields(locked, KEYWORD_FIELDS)
+    before = field_values(locked, KEYWORD_FIELDS)
     locked.delete()
     transaction.on_commit(lambda: cache.delete(moderation.KEYWORDS_CACHE_KEY))
     record(actor, "keyword.delete", f"keyword {before['phrase']}", before, {})
 
 
-def _fields(instance: models.Model, names: list[str]) -> dict[str, Any]:
+def field_values(instance: models.Model, names: list[str]) -> dict[str, Any]:
     return {name: getattr(instance, name) for name in names}

@@ -24,8 +24,8 @@ from django.db import transaction
 from django.db.models import Case, F, Max, Q, Value, When
 from django.utils import timezone
 
-from accounts import days, moderation, quota
-from accounts.models import ASPECT_RATIOS, Resolution, TelegramUser
+from accounts import credits, days, moderation, payments, quota
+from accounts.models import ASPECT_RATIOS, LedgerEntry, Resolution, TelegramUser
 from accounts.users import user_touch
 
 from . import delivery_mode, metrics
@@ -307,29 +307,45 @@ def _queue(
         # One moment: the quota day charged is the day the generation is logged on, even at midnight.
         now = timezone.now()
         day = days.today(now)
-        _reserve(user, day, count, now)
+        held = _reserve(user, day, count, now)
         batch_key = uuid.uuid4().hex if count > 1 else ""
         # A job this process runs at once is made running, leased to it: no second statement to start it.
         running = {"status": Generation.Status.RUNNING, "started_at": now, "runner": runner(), "attempts": 1}
         lease = {**running, "lease_until": lease_end()} if taken else {}
+        # The day's free images first, then the credits held for the rest.
+        paid_with = [None] * (count - len(held)) + held
         return [
-            Generation.objects.create(**log_fields, quota_day=day, created_at=now, batch_key=batch_key, **lease)
-            for _ in range(count)
+            Generation.objects.create(
+                **log_fields, quota_day=day, created_at=now, batch_key=batch_key, credit=credit, **lease
+            )
+            for credit in paid_with
         ]
 
 
-def _reserve(user: TelegramUser, day: date, count: int, now: datetime) -> None:
-    """Reserve one job of `count` images for `user`, or Refusal naming the rule of their tier that refuses."""
+def _reserve(user: TelegramUser, day: date, count: int, now: datetime) -> list[LedgerEntry]:
+    """Reserve one job of `count` images for `user`: the day's free images first, then credits for the
+    rest (the credits held, one each). Refusal naming the rule of their tier that refuses."""
     for _ in range(2):  # a rule that refused may pass a moment later, when one of the user's jobs ends
         if quota.reserve(user, day, count, now):
-            return
+            return []
         short = quota.shortfall(user, day, count, now)
         if short is None:
             continue
         if short.rule == "quota":
-            if count > 1 and short.remaining:
-                raise Refusal(ErrorCode.QUOTA_FOR_BATCH, count=count, remaining=short.remaining)
-            raise Refusal(ErrorCode.QUOTA, limit=user.tier.daily_limit)
+            paid = count - short.remaining
+            # The job's slot, its cooldown and the free images left, then credits: both or neither
+            # (a Refusal rolls the transaction back).
+            if user.credits >= paid and quota.reserve(user, day, short.remaining, now):
+                held = credits.hold(user, paid, now)
+                if held is not None:
+                    return held
+                raise Refusal(ErrorCode.QUOTA, limit=user.tier.daily_limit, buy=payments.selling())
+            if user.credits < paid:
+                have = short.remaining + user.credits
+                if count > 1 and have:
+                    raise Refusal(ErrorCode.QUOTA_FOR_BATCH, count=count, remaining=have)
+                raise Refusal(ErrorCode.QUOTA, limit=user.tier.daily_limit, buy=payments.selling())
+            continue
         if short.rule == "cooldown":
             raise Refusal(ErrorCode.COOLDOWN, seconds=short.seconds)
         break
@@ -456,10 +472,15 @@ def finish(generation: Generation, status: str, charge: bool = True, **fields: A
         # A batch's job is over with its last image, whichever that is: the quota row's lock, taken by
         # each image's commit or release, lets them look at the others one at a time.
         ends_job = not generation.batch_key
+        free = 0 if generation.credit_id else 1  # made with a credit: the free images' count is untouched
         if status == Generation.Status.DELIVERED and charge:
-            quota.commit(generation.user_id, generation.quota_day, ends_job=ends_job)
+            quota.commit(generation.user_id, generation.quota_day, free, ends_job=ends_job)
+            if generation.credit_id:
+                credits.settle(generation.credit_id)
         else:
-            quota.release(generation.user_id, generation.quota_day, ends_job=ends_job)
+            quota.release(generation.user_id, generation.quota_day, free, ends_job=ends_job)
+            if generation.credit_id:
+                credits.release(generation.credit_id)
         open_in_batch = Generation.objects.filter(batch_key=generation.batch_key, status__in=Generation.OPEN)
         if not ends_job and not open_in_batch.exists():
             quota.end_job(generation.user_id, generation.quota_day)

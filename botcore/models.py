@@ -2,7 +2,7 @@ from django.db import models
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
-from accounts.models import Resolution, TelegramUser
+from accounts.models import LedgerEntry, Resolution, TelegramUser
 
 
 class Generation(models.Model):
@@ -66,6 +66,10 @@ class Generation(models.Model):
     cache_key = models.CharField(max_length=64, blank=True, db_index=True)
     cache_hit = models.BooleanField(default=False)
     quota_day = models.DateField(null=True, blank=True, help_text="The quota day charged; empty when refused.")
+    # Made with a credit rather than a free image of the day: the spend held for it.
+    credit = models.OneToOneField(
+        LedgerEntry, null=True, blank=True, on_delete=models.SET_NULL, related_name="generation"
+    )
     created_at = models.DateTimeField(default=timezone.now)
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)

@@ -360,6 +360,23 @@ def _usd(name):
 DAILY_BUDGET_USD = _usd("DAILY_BUDGET_USD")
 MONTHLY_BUDGET_USD = _usd("MONTHLY_BUDGET_USD")
 
+# Credit packs sold for Telegram Stars (accounts/credits.py, botcore/telegram/payments.py). Credits bought
+# expire this many days after the purchase (0: never); staff grants follow the same rule.
+CREDIT_EXPIRY_DAYS = envint("CREDIT_EXPIRY_DAYS", 365)
+if isinstance(CREDIT_EXPIRY_DAYS, int) and CREDIT_EXPIRY_DAYS < 0:
+    _problem("CREDIT_EXPIRY_DAYS must be 0 (never) or more")
+# What a Star brings in, in USD, for revenue and margin in the dashboard: an estimate (Telegram pays out
+# about $0.013 a Star to developers; set what you are paid).
+try:
+    STARS_USD_RATE = Decimal(envstr("STARS_USD_RATE", "0.013"))
+except ArithmeticError:
+    _problem("STARS_USD_RATE must be a number of US dollars, e.g. 0.013")
+    STARS_USD_RATE = Decimal(0)
+# Shown by /paysupport and /terms, which Telegram requires of bots selling digital goods: who to contact
+# about a payment (e.g. @your_support or an e-mail address), and a link to the full terms, if any.
+PAYMENT_SUPPORT_CONTACT = envstr("PAYMENT_SUPPORT_CONTACT", "")
+TERMS_URL = envstr("TERMS_URL", "")
+
 # Generations still queued this long (a job lost with its Celery message) give their quota back.
 STALE_GENERATION_SECONDS = envint("STALE_GENERATION_SECONDS", 900)
 # A running job is leased to its process, which renews the lease every few seconds; once a lease has
