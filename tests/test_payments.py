@@ -13,6 +13,7 @@ from accounts.models import AuditEntry, Ban, CreditPack, LedgerEntry, Payment, T
 from accounts.staff import StaffError
 from botcore.telegram import payments
 from tests.conftest import settled
+from tests.test_bot_results import a_result, press
 
 ALICE, ADMIN = 601, 9000
 Kind, State = LedgerEntry.Kind, LedgerEntry.State
@@ -169,6 +170,18 @@ async def test_a_batch_uses_the_free_images_left_then_credits_and_is_refused_bey
     tg.push_text(ALICE, "one more")
     refusal = await last_text(tg, ALICE, "You've used all 1 images")
     assert "Buy more images with /buy." in refusal
+
+
+async def test_a_result_button_pressed_after_the_free_images_spends_a_credit(bot, tg, gemini):
+    await one_free_image_a_day()
+    await pack()
+    await buy(tg, ALICE)
+    _, message, _ = await a_result(tg, user_id=ALICE)
+
+    press(tg, message, "variation", user_id=ALICE)
+    _, variation = await settled(2)
+    assert (variation.kind, variation.status) == ("variation", "delivered") and variation.credit_id is not None
+    assert await credits_of(ALICE) == 2
 
 
 async def test_a_refund_gives_the_stars_back_and_takes_the_unused_credits(bot, tg, gemini):
