@@ -12,7 +12,7 @@ from accounts import payments as sales
 from accounts.models import AuditEntry, Ban, CreditPack, LedgerEntry, Payment, TelegramUser, Tier
 from accounts.staff import StaffError
 from botcore.telegram import payments
-from tests.conftest import settled
+from tests.conftest import WEBHOOK_SECRET, WEBHOOK_URL, settled
 from tests.test_bot_results import a_result, press
 
 ALICE, ADMIN = 601, 9000
@@ -126,7 +126,7 @@ async def test_the_checkout_is_refused_for_a_price_that_changed_and_for_a_banned
     starter = await pack()
     old_payload = sales.Offer.of(starter).payload
     await sync_to_async(sales.save_pack)(actor=None, pack=starter, stars=80)
-    query = tg.push_pre_checkout(ALICE, old_payload, 50)
+    query = tg.push_pre_checkout(ALICE, old_payload, 50)["pre_checkout_query"]["id"]
     answer = await tg.wait_for(lambda t: t.checkout_answers.get(query), what="the checkout answer")
     assert answer["ok"] is False
 
@@ -135,7 +135,7 @@ async def test_the_checkout_is_refused_for_a_price_that_changed_and_for_a_banned
     user = await TelegramUser.objects.aget(telegram_id=ALICE)
     await Ban.objects.acreate(user=user, reason="spam")
     await starter.arefresh_from_db()
-    query = tg.push_pre_checkout(ALICE, sales.Offer.of(starter).payload, 80)
+    query = tg.push_pre_checkout(ALICE, sales.Offer.of(starter).payload, 80)["pre_checkout_query"]["id"]
     answer = await tg.wait_for(lambda t: t.checkout_answers.get(query), what="the checkout answer")
     assert (answer["ok"], answer["error_message"]) == (False, "Your account can't make purchases while it is banned.")
 
@@ -290,3 +290,15 @@ async def test_nothing_on_sale_says_so(bot, tg, gemini):
     await pack(is_active=False)
     tg.push_text(ALICE, "/buy")
     assert await last_text(tg, ALICE, "Nothing is for sale right now.")
+
+
+async def test_a_checkout_through_the_webhook_is_answered_by_the_same_handlers(webhook, async_client, tg, gemini):
+    starter = await pack()
+    update = tg.push_pre_checkout(ALICE, sales.Offer.of(starter).payload, 50)
+    secret = {"X-Telegram-Bot-Api-Secret-Token": WEBHOOK_SECRET}
+
+    response = await async_client.post(WEBHOOK_URL, update, content_type="application/json", headers=secret)
+
+    assert response.status_code == 200
+    query = update["pre_checkout_query"]["id"]
+    assert (await tg.wait_for(lambda t: t.checkout_answers.get(query), what="the answer"))["ok"] is True

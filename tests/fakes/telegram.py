@@ -800,8 +800,8 @@ class FakeTelegram:
 
     def push_pre_checkout(
         self, user_id: int, payload: str, total_amount: int, currency: str = "XTR", first_name: str = "Alice"
-    ) -> str:
-        """The user pressed Pay on an invoice: Telegram asks the bot to confirm; returns the query id."""
+    ) -> dict:
+        """The user pressed Pay on an invoice: Telegram asks the bot to confirm (the update returned)."""
         query = {
             "id": str(uuid.uuid4().int)[:18],
             "from": {"id": user_id, "is_bot": False, "first_name": first_name, "language_code": "en"},
@@ -811,8 +811,7 @@ class FakeTelegram:
         }
         with self._cond:
             self._checkouts[query["id"]] = query
-        self.push_update({"pre_checkout_query": query})
-        return query["id"]
+        return self.push_update({"pre_checkout_query": query})
 
     def push_successful_payment(
         self, user_id: int, payload: str, total_amount: int, charge_id: str | None = None, record: bool = True
@@ -845,7 +844,7 @@ class FakeTelegram:
         with self._cond:
             invoice = self._messages[user_id][invoice_message_id]["invoice"]
             payload = self._invoices[(user_id, invoice_message_id)]
-        query_id = self.push_pre_checkout(user_id, payload, invoice["total_amount"])
+        query_id = self.push_pre_checkout(user_id, payload, invoice["total_amount"])["pre_checkout_query"]["id"]
         answer = await self.wait_for(lambda tg: tg.checkout_answers.get(query_id), timeout, what="the checkout answer")
         if not answer["ok"]:
             return None
