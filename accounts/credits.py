@@ -74,21 +74,25 @@ def hold(user: TelegramUser, count: int, now: datetime | None = None) -> list[Le
     row until it commits, so the same user's requests take credits one at a time."""
     now = now or timezone.now()
     expire_due(user, now)
-    if not TelegramUser.objects.filter(pk=user.pk, credits__gte=count).update(credits=F("credits") - count):
+    try:
+        with transaction.atomic():
+            if not TelegramUser.objects.filter(pk=user.pk, credits__gte=count).update(credits=F("credits") - count):
+                return None
+            held: list[LedgerEntry] = []
+            for lot in lots(user, now):
+                take = min(lot.left, count - len(held))
+                spend = {"user": user, "kind": Kind.SPEND, "images": -1, "state": State.HELD, "created_at": now}
+                held += [LedgerEntry(lot=lot.entry, **spend) for _ in range(take)]
+                if len(held) == count:
+                    return LedgerEntry.objects.bulk_create(held)
+            raise _Drifted
+    except _Drifted:  # the kept sum said yes, the lots say no: a hand edit in the database?
+        log.error("credits of user %s drifted from their ledger: run manage.py recount_credits", user.pk)
         return None
-    held: list[LedgerEntry] = []
-    for lot in lots(user, now):
-        take = min(lot.left, count - len(held))
-        held += [
-            LedgerEntry(user=user, kind=Kind.SPEND, images=-1, state=State.HELD, lot=lot.entry, created_at=now)
-            for _ in range(take)
-        ]
-        if len(held) == count:
-            return LedgerEntry.objects.bulk_create(held)
-    # The kept sum said yes but the lots say no: it drifted from the ledger. Trust the ledger.
-    log.error("credits of user %s drifted from their ledger; recounted", user.pk)
-    recount(user)
-    return None
+
+
+class _Drifted(Exception):
+    pass
 
 
 def settle(entry_id: int) -> None:

@@ -333,18 +333,18 @@ def _reserve(user: TelegramUser, day: date, count: int, now: datetime) -> list[L
             continue
         if short.rule == "quota":
             paid = count - short.remaining
-            # The job's slot, its cooldown and the free images left, then credits: both or neither
-            # (a Refusal rolls the transaction back).
-            if user.credits >= paid and quota.reserve(user, day, short.remaining, now):
-                held = credits.hold(user, paid, now)
-                if held is not None:
-                    return held
-                raise Refusal(ErrorCode.QUOTA, limit=user.tier.daily_limit, buy=payments.selling())
             if user.credits < paid:
                 have = short.remaining + user.credits
                 if count > 1 and have:
                     raise Refusal(ErrorCode.QUOTA_FOR_BATCH, count=count, remaining=have)
                 raise Refusal(ErrorCode.QUOTA, limit=user.tier.daily_limit, buy=payments.selling())
+            # The job's slot, its cooldown and the free images left, then credits for the rest: both or
+            # neither (a Refusal rolls the transaction back).
+            if quota.reserve(user, day, short.remaining, now):
+                held = credits.hold(user, paid, now)
+                if held is None:  # taken meanwhile by a request of theirs elsewhere
+                    raise Refusal(ErrorCode.QUOTA, limit=user.tier.daily_limit, buy=payments.selling())
+                return held
             continue
         if short.rule == "cooldown":
             raise Refusal(ErrorCode.COOLDOWN, seconds=short.seconds)

@@ -1,9 +1,11 @@
 """The credit ledger: credits come in lots that may expire, are taken soonest-expiring first, and the
 credits a user is shown are always what their ledger sums to."""
 
+import io
 from datetime import timedelta
 
 import pytest
+from django.core.management import call_command
 from django.utils import timezone
 
 from accounts import credits, staff
@@ -59,12 +61,15 @@ def test_a_hold_released_after_its_lot_expired_does_not_come_back(user):
     assert [e.images for e in LedgerEntry.objects.filter(kind=Kind.EXPIRY).order_by("pk")] == [-1, -1]
 
 
-def test_a_kept_sum_that_drifted_from_the_ledger_is_corrected_not_trusted(user):
+def test_a_kept_sum_that_drifted_from_the_ledger_is_not_trusted_and_is_recounted(user):
     credits.add(user, 2, Kind.GRANT)
     TelegramUser.objects.filter(pk=user.pk).update(credits=10)  # e.g. a hand edit in the database
     user.refresh_from_db()
 
     assert credits.hold(user, 5) is None
+    out = io.StringIO()
+    call_command("recount_credits", stdout=out)
+    assert "10 kept, 2 in the ledger" in out.getvalue()
     assert shown(user) == 2
 
 
