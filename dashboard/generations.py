@@ -22,12 +22,13 @@ from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from accounts import days
-from accounts.models import Resolution, TelegramUser
+from accounts.models import Resolution
 from botcore import summaries
 from botcore.models import Generation
 
 from . import keyset, spreadsheets, thumbnails
 from .access import staff_required
+from .filters import UserField
 from .ranges import DateRangeForm
 
 CSV_BATCH = 2000
@@ -37,7 +38,7 @@ ANY = [("", _("any"))]
 
 class FilterForm(DateRangeForm):
     status = forms.ChoiceField(label=_("Status"), choices=ANY + Generation.Status.choices, required=False)
-    user = forms.CharField(label=_("User"), required=False, max_length=65, help_text=_("Telegram id or @username"))
+    user = UserField()
     model = forms.CharField(
         label=_("Model"), required=False, max_length=100, widget=forms.TextInput({"list": "models"})
     )
@@ -49,22 +50,6 @@ class FilterForm(DateRangeForm):
     )
 
     field_order = ["status", "user", "from", "to", "model", "resolution", "cache", "sort"]
-
-    def clean_user(self):
-        """The ids of the users meant (usually one, none when no one matches), or None when empty.
-
-        Looked up first, so the generations are then found through the (user, created_at) index."""
-        value = self.cleaned_data["user"].strip()
-        if not value:
-            return None
-        if value.isascii() and value.isdigit() and int(value) < 2**63:
-            users = TelegramUser.objects.filter(telegram_id=int(value))
-        else:
-            name = value.removeprefix("@")  # usernames start with a letter, so a number is never one
-            if not (name[:1].isalpha() and all(c.isascii() and (c.isalnum() or c == "_") for c in name)):
-                raise forms.ValidationError(_("Enter a Telegram id or an @username."))
-            users = TelegramUser.objects.filter(username__iexact=name)
-        return list(users.values_list("pk", flat=True)[:10])
 
 
 def _matching(rows, data):
