@@ -132,8 +132,9 @@ def _upgrade(user: TelegramUser, payment: Payment, tier_id: int, days: int) -> N
         user.tier_after = user.tier
     user.tier = tier
     user.tier_until = (user.tier_until if extending else now) + timedelta(days=days)
-    user.save(updatefield_values=["tier", "tier_until", "tier_after"])
-    Payment.objects.filter(pk=payment.pk).update(tier=tier.name, tier_until=user.tier_until)
+    user.save(update_fields=["tier", "tier_until", "tier_after"])
+    payment.tier, payment.tier_until = tier.name, user.tier_until
+    payment.save(update_fields=["tier", "tier_until"])
 
 
 def refunded(*, actor: User | None, payment: Payment) -> int:
@@ -149,7 +150,7 @@ def refunded(*, actor: User | None, payment: Payment) -> int:
         if payment.tier_until and user.tier_until == payment.tier_until:
             user.tier = user.tier_after or default_tier()
             user.tier_until = user.tier_after = None
-            user.save(updatefield_values=["tier", "tier_until", "tier_after"])
+            user.save(update_fields=["tier", "tier_until", "tier_after"])
         record(
             actor,
             "payment.refund",

@@ -12,6 +12,7 @@ from telegram.ext import (
     CallbackQueryHandler,
     CommandHandler,
     MessageHandler,
+    PreCheckoutQueryHandler,
     TypeHandler,
     filters,
 )
@@ -21,7 +22,7 @@ from botcore.models import Heartbeat
 from botcore.periodic import repeating
 from botcore.providers import open_provider
 
-from . import handlers, housekeeping, jobs, outbound, updates
+from . import handlers, housekeeping, jobs, outbound, payments, updates
 from .transport import bot_request
 
 log = logging.getLogger(__name__)
@@ -32,8 +33,12 @@ COMMANDS = [
     BotCommand("batch", "2 to 4 images of one description"),
     BotCommand("settings", "Default size and aspect ratio"),
     BotCommand("quota", "Images left today"),
+    BotCommand("balance", "Free images and credits"),
+    BotCommand("buy", "Buy images with Telegram Stars"),
     BotCommand("cancel", "Stop the images being made"),
     BotCommand("help", "How to use the bot"),
+    BotCommand("paysupport", "Help with a payment"),
+    BotCommand("terms", "Terms of purchase"),
 ]
 
 
@@ -88,8 +93,15 @@ def build_application():
             CommandHandler("hd", handlers.hd_command),
             CommandHandler("batch", handlers.batch_command),
             CommandHandler("settings", handlers.settings_command),
+            CommandHandler("buy", payments.buy_command),
+            CommandHandler("balance", payments.balance_command),
+            CommandHandler("paysupport", payments.paysupport_command),
+            CommandHandler("terms", payments.terms_command),
+            PreCheckoutQueryHandler(payments.pre_checkout),
+            MessageHandler(filters.SUCCESSFUL_PAYMENT, payments.successful_payment),
             CallbackQueryHandler(handlers.button_pressed, pattern=r"^r:"),
             CallbackQueryHandler(handlers.settings_pressed, pattern=r"^s:"),
+            CallbackQueryHandler(payments.pack_pressed, pattern=rf"^{payments.PACK_PREFIX}:"),
             CallbackQueryHandler(handlers.unknown_button),
             MessageHandler(private_text, handlers.text_message),
             MessageHandler(images & filters.ChatType.PRIVATE, handlers.image_message),

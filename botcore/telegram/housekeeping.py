@@ -19,12 +19,14 @@ from django import db
 from django.conf import settings
 from telegram import Bot
 
+from accounts import credits
+from accounts import payments as sales
 from botcore import activity, connections, generations, heartbeats, results, summaries
 from botcore.errors import ErrorCode
 from botcore.models import Generation
 from botcore.periodic import repeating
 
-from . import updates
+from . import payments, updates
 from .jobs import standalone_bot, tell_failure
 
 log = logging.getLogger(__name__)
@@ -33,7 +35,7 @@ log = logging.getLogger(__name__)
 @dataclass(frozen=True)
 class Chore:
     """Work done on a schedule: `do`, a plain function, every `rounds` HOUSEKEEPING_SECONDS; then, when it
-    returns something users must hear about, `tell(bot, what it returned)`."""
+    returns something, `tell(bot, what it returned)`: the part that needs Telegram (users to tell, say)."""
 
     name: str  # its Celery task is botcore.tasks.<name>
     do: Callable[[], Any]
@@ -59,6 +61,10 @@ CHORES = (
     Chore("sum_up_closed_days", summaries.sum_up_closed_days, rounds=10),
     Chore("sum_up_active_users", activity.sum_up_closed_days, rounds=10),  # likewise for the analytics page
     Chore("forget_silent_processes", heartbeats.forget_old, rounds=60),  # those silent for a day
+    Chore("expire_credits", credits.expire_due, rounds=10),
+    Chore("end_tier_upgrades", sales.end_upgrades),
+    # Payments whose update was lost are found in the bot's Star transactions (a bot that sells, only).
+    Chore("sweep_star_payments", payments.anything_sold, rounds=10, tell=payments.sweep),
 )
 
 

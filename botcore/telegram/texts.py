@@ -23,6 +23,8 @@ HELP = _(
     "/generate <i>prompt</i> – an image at 2K\n"
     "/hd <i>prompt</i> – an image at 4K, if your plan includes it\n"
     "/quota – how many images you have left today\n"
+    "/balance – your free images and credits\n"
+    "/buy – buy more images with Telegram Stars\n"
     "/cancel – stop the images being made for you\n"
     "/help – this message\n\n"
     "You are only charged for images you actually receive."
@@ -124,6 +126,55 @@ BUTTONS = {
     "original": _("📄 Original"),
     "send": _("📨 Send my image"),
 }
+# Credit packs for Telegram Stars (payments.py). An invoice's texts and a checkout's refusal are plain text.
+BUY_HINT = _("Buy more images with /buy.")
+BUY_MENU = _(
+    "Buy images with Telegram Stars ⭐. Credits are used once your free images of the day are gone, and an "
+    "image that fails costs nothing."
+)
+NOTHING_ON_SALE = _("Nothing is for sale right now.")
+PACK_BUTTON = _("%(name)s · %(images)d images · %(stars)d ⭐")
+INVOICE_DESCRIPTION = _("%(images)d images with Nano Banana Pro, used after your free images of the day.")
+INVOICE_UPGRADE = _("Includes the %(tier)s plan for %(days)d days.")
+INVOICE_EXPIRY = _("Credits expire %(days)d days after purchase.")
+INVOICE_PRICE = _("%(images)d images")
+PACK_GONE = _("This pack is no longer sold like this. Send /buy to see the packs on sale.")
+CHECKOUT_REFUSALS = {
+    "gone": PACK_GONE,
+    "banned": _("Your account can't make purchases while it is banned."),
+    "error": _("Something went wrong on our side; please try again in a minute. You were not charged."),
+}
+PAID = _("Thank you! %(images)d credits added; you have %(credits)d now.")
+PAID_UPGRADE = _("Your plan is %(tier)s until %(until)s.")
+BALANCE = _("Today: %(quota)s.\nCredits: <b>%(credits)d</b>.")
+BALANCE_EXPIRING = _("%(count)d of them expire on %(date)s.")
+BALANCE_HELD = _("%(count)d more are held for images being made.")
+BALANCE_PLAN = _("Your plan: <b>%(tier)s</b>.")
+BALANCE_PLAN_UNTIL = _("Your plan: <b>%(tier)s</b> until %(until)s.")
+PAYSUPPORT_CONTACT = _("Questions about a payment? Write to %(contact)s and say which payment (the code below).")
+PAYSUPPORT_HERE = _(
+    "Questions about a payment? Send <code>/paysupport</code> followed by your message, and it goes to the "
+    "people who run this bot."
+)
+PAYSUPPORT_SENT = _("Thank you, your message was passed on. We'll answer you here.")
+PAYSUPPORT_PAYMENTS = _("Your latest payments:")
+PAYSUPPORT_NO_PAYMENTS = _("You haven't made any payments.")
+PAYSUPPORT_REFUNDED = _("refunded")
+TERMS = _(
+    "<b>Terms</b>\n"
+    "Packs are digital goods paid in Telegram Stars. Each credit buys one image, used once the free images of "
+    "the day are gone. You are only charged for images you actually receive: a failed image gives its credit "
+    "back. Bought credits expire %(days)d days after purchase. Refunds are at the operators' discretion: ask "
+    "with /paysupport."
+)
+TERMS_NO_EXPIRY = _(
+    "<b>Terms</b>\n"
+    "Packs are digital goods paid in Telegram Stars. Each credit buys one image, used once the free images of "
+    "the day are gone. You are only charged for images you actually receive: a failed image gives its credit "
+    "back. Bought credits don't expire. Refunds are at the operators' discretion: ask with /paysupport."
+)
+TERMS_MORE = _("The full terms: %(url)s")
+ADMIN_PAYSUPPORT = _("💬 Payment support request from %(user)s (id %(telegram_id)d):\n%(text)s")
 ADMIN_BUDGET_ALERT = _(
     "⚠️ NanoBot operator alert: the %(period)s budget of %(amount)s is reached (%(spent)s spent, %(in_flight)s "
     "in flight). New images are refused until it renews, or until you raise %(setting)s."
@@ -190,9 +241,11 @@ def refusal(lang, refusal):
         until = params.pop("until")
         if until:
             key, params["until"] = ErrorCode.BANNED_UNTIL, local_time(until)
+    buy = params.pop("buy", False)
     if key == ErrorCode.QUOTA:
         params["timezone"] = settings.TIME_ZONE
-    return say(lang, REFUSALS[key], **params)
+    text = say(lang, REFUSALS[key], **params)
+    return f"{text}\n{say(lang, BUY_HINT)}" if buy else text
 
 
 def failure(lang, code):

@@ -33,6 +33,8 @@ PHOTO_SIDES = (90, 320, 800, 1280)  # thumbnails Telegram adds below the main si
 PHOTO_MAX_SIDE = 2560  # Telegram scales photos down to this long side
 # Free-text parameters stay strings; PTB JSON-encodes every other non-string value.
 TEXT_PARAMS = {"text", "caption", "parse_mode", "action", "photo", "document", "file_id", "url", "callback_query_id"}
+TEXT_PARAMS |= {"title", "description", "payload", "currency", "pre_checkout_query_id", "error_message"}
+TEXT_PARAMS |= {"telegram_payment_charge_id", "provider_token"}
 DEFAULT_ERRORS = {
     400: "Bad Request: chat not found",
     401: "Unauthorized",
@@ -212,6 +214,11 @@ class FakeTelegram:
         self._stopping = False
         self._methods = {n[3:].lower(): n[3:] for n in dir(self) if n.startswith("_m_")}
         self._server: ThreadingHTTPServer | None = None
+        # Telegram Stars: checkouts asked (query id -> the query), their answers, and the bot's transactions.
+        self._checkouts: dict[str, dict] = {}
+        self._invoices: dict[tuple[int, int], str] = {}  # (chat_id, message_id) -> the invoice's payload
+        self.checkout_answers: dict[str, dict] = {}
+        self.star_transactions: list[dict] = []
 
     def start(self) -> FakeTelegram:
         self._stopping = False
@@ -722,3 +729,125 @@ class FakeTelegram:
         if entry["info"]["file_size"] > 20 * MB:  # bots may only download up to 20 MB
             raise _bad("file is too big")
         return entry["info"]
+
+    # ----- payments in Telegram Stars (https://core.telegram.org/bots/payments-stars) -----
+    def _m_sendInvoice(self, p, f):
+        title, description, payload = p.get("title") or "", p.get("description") or "", p.get("payload") or ""
+        if not 1 <= len(title) <= 32:
+            raise _bad("INVOICE_TITLE_INVALID" if title else "title is empty")
+        if not 1 <= len(description) <= 255:
+            raise _bad("INVOICE_DESCRIPTION_INVALID" if description else "description is empty")
+        if not 1 <= len(payload.encode()) <= 128:
+            raise _bad("INVOICE_PAYLOAD_INVALID")
+        prices = p.get("prices")
+        if p.get("currency") != "XTR":
+            raise _bad("CURRENCY_INVALID")  # the fake sells digital goods only: Stars
+        if p.get("provider_token"):
+            raise _bad("PROVIDER_TOKEN_INVALID")  # Stars take no payment provider
+        if not isinstance(prices, list) or len(prices) != 1 or not isinstance(prices[0].get("amount"), int):
+            raise _bad("STARS_INVOICE_INVALID")  # exactly one price, in whole Stars
+        if prices[0]["amount"] < 1:
+            raise _bad("STARS_INVOICE_INVALID")
+        invoice = {
+            "title": title,
+            "description": description,
+            "start_parameter": p.get("start_parameter") or "",
+            "currency": "XTR",
+            "total_amount": prices[0]["amount"],
+        }
+        message = self._bot_message(p, {"invoice": invoice}, "invoice")
+        self._invoices[(message["chat"]["id"], message["message_id"])] = payload  # not shown to users
+        return message
+
+    def _m_answerPreCheckoutQuery(self, p, f):
+        query_id = p.get("pre_checkout_query_id")
+        if query_id not in self._checkouts:
+            raise _bad("QUERY_ID_INVALID")
+        if query_id in self.checkout_answers:
+            raise _bad("query is too old and response timeout expired or query ID is invalid")
+        if not isinstance(p.get("ok"), bool):
+            raise _bad("ok is required")
+        if not p["ok"] and not p.get("error_message"):
+            raise _bad("ERROR_MESSAGE_EMPTY")
+        self.checkout_answers[query_id] = {
+            "ok": p["ok"],
+            "error_message": p.get("error_message"),
+            "at": time.monotonic(),
+        }
+        self._cond.notify_all()
+        return True
+
+    def _m_refundStarPayment(self, p, f):
+        charge_id, user_id = p.get("telegram_payment_charge_id"), p.get("user_id")
+        paid = next((t for t in self.star_transactions if t["id"] == charge_id and "source" in t), None)
+        if paid is None or paid["source"]["user"]["id"] != user_id:
+            raise _bad("CHARGE_NOT_FOUND")
+        if any(t["id"] == charge_id and "receiver" in t for t in self.star_transactions):
+            raise _bad("CHARGE_ALREADY_REFUNDED")
+        user = paid["source"]["user"]
+        receiver = {"type": "user", "transaction_type": "invoice_payment", "user": user}
+        self.star_transactions.append(
+            {"id": charge_id, "amount": paid["amount"], "date": int(time.time()), "receiver": receiver}
+        )
+        return True
+
+    def _m_getStarTransactions(self, p, f):
+        """The bot's transactions in chronological order, `limit` (1-100) from `offset`."""
+        offset, limit = int(p.get("offset") or 0), int(p.get("limit") or 100)
+        if not 1 <= limit <= 100:
+            raise _bad("limit is invalid")
+        return {"transactions": self.star_transactions[offset : offset + limit]}
+
+    def push_pre_checkout(
+        self, user_id: int, payload: str, total_amount: int, currency: str = "XTR", first_name: str = "Alice"
+    ) -> str:
+        """The user pressed Pay on an invoice: Telegram asks the bot to confirm; returns the query id."""
+        query = {
+            "id": str(uuid.uuid4().int)[:18],
+            "from": {"id": user_id, "is_bot": False, "first_name": first_name, "language_code": "en"},
+            "currency": currency,
+            "total_amount": total_amount,
+            "invoice_payload": payload,
+        }
+        with self._cond:
+            self._checkouts[query["id"]] = query
+        self.push_update({"pre_checkout_query": query})
+        return query["id"]
+
+    def push_successful_payment(
+        self, user_id: int, payload: str, total_amount: int, charge_id: str | None = None, record: bool = True
+    ) -> dict:
+        """Telegram took the Stars: the service message the bot is told by (with `record`, also the
+        bot's Star transaction, as Telegram keeps it). Its charge id is in message.successful_payment."""
+        charge_id = charge_id or f"stxTest{uuid.uuid4().hex}"
+        payment = {
+            "currency": "XTR",
+            "total_amount": total_amount,
+            "invoice_payload": payload,
+            "telegram_payment_charge_id": charge_id,
+            "provider_payment_charge_id": "",
+        }
+        if record:
+            self.record_star_payment(user_id, payload, total_amount, charge_id)
+        return self.push_message(user_id, {"successful_payment": payment})
+
+    def record_star_payment(self, user_id: int, payload: str, total_amount: int, charge_id: str) -> None:
+        user = {"id": user_id, "is_bot": False, "first_name": "Alice"}
+        source = {"type": "user", "transaction_type": "invoice_payment", "user": user, "invoice_payload": payload}
+        with self._cond:
+            self.star_transactions.append(
+                {"id": charge_id, "amount": total_amount, "date": int(time.time()), "source": source}
+            )
+
+    async def pay(self, user_id: int, invoice_message_id: int, timeout: float = 10) -> dict | None:
+        """What a user's Telegram app does when they pay an invoice the bot sent: ask the bot at checkout
+        and, when it says yes, take the Stars and tell the bot. The successful payment, or None if refused."""
+        with self._cond:
+            invoice = self._messages[user_id][invoice_message_id]["invoice"]
+            payload = self._invoices[(user_id, invoice_message_id)]
+        query_id = self.push_pre_checkout(user_id, payload, invoice["total_amount"])
+        answer = await self.wait_for(lambda tg: tg.checkout_answers.get(query_id), timeout, what="the checkout answer")
+        if not answer["ok"]:
+            return None
+        sent = self.push_successful_payment(user_id, payload, invoice["total_amount"])
+        return sent["message"]["successful_payment"]
