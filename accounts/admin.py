@@ -1,6 +1,6 @@
 from django.contrib import admin
 
-from .models import ApiToken, AuditEntry, Ban, BannedKeyword, QuotaUsage, TelegramUser, Tier
+from .models import ApiToken, AuditEntry, Ban, BannedKeyword, LedgerEntry, Payment, QuotaUsage, TelegramUser, Tier
 
 
 @admin.register(Tier)
@@ -54,13 +54,10 @@ class QuotaUsageAdmin(admin.ModelAdmin):
     raw_id_fields = ["user"]
 
 
-@admin.register(AuditEntry)
-class AuditEntryAdmin(admin.ModelAdmin):
-    list_display = ["created_at", "actor_name", "action", "target"]
-    list_filter = ["action"]
-    search_fields = ["actor_name", "target"]
+class ReadOnlyAdmin(admin.ModelAdmin):
+    """Records written only by their services (the audit log, money): read only, for superusers too. An
+    edit here would bypass what keeps them right (a payment's credits, the ledger's kept sum)."""
 
-    # The record of what staff did: read only, for superusers too. Entries are written by accounts.staff only.
     def has_add_permission(self, request):
         return False
 
@@ -69,6 +66,27 @@ class AuditEntryAdmin(admin.ModelAdmin):
 
     def has_delete_permission(self, request, obj=None):
         return False
+
+
+@admin.register(AuditEntry)
+class AuditEntryAdmin(ReadOnlyAdmin):
+    list_display = ["created_at", "actor_name", "action", "target"]
+    list_filter = ["action"]
+    search_fields = ["actor_name", "target"]
+
+
+@admin.register(Payment)
+class PaymentAdmin(ReadOnlyAdmin):
+    list_display = ["paid_at", "user", "pack_name", "stars", "images", "status"]
+    list_filter = ["status"]
+    search_fields = ["=charge_id", "=user__telegram_id", "user__username"]
+
+
+@admin.register(LedgerEntry)
+class LedgerEntryAdmin(ReadOnlyAdmin):
+    list_display = ["created_at", "user", "kind", "images", "state"]
+    list_filter = ["kind", "state"]
+    search_fields = ["=user__telegram_id", "user__username"]
 
 
 @admin.register(ApiToken)

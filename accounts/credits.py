@@ -12,6 +12,7 @@ A credit is held with its job (`hold`, in the transaction that queues it) and sp
 import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from django.conf import settings
 from django.contrib.auth.models import User
@@ -75,7 +76,7 @@ def hold(user: TelegramUser, count: int, now: datetime | None = None) -> list[Le
     expire_due(user, now)
     if not TelegramUser.objects.filter(pk=user.pk, credits__gte=count).update(credits=F("credits") - count):
         return None
-    held = []
+    held: list[LedgerEntry] = []
     for lot in lots(user, now):
         take = min(lot.left, count - len(held))
         held += [
@@ -148,7 +149,8 @@ def lots(user: TelegramUser, now: datetime | None = None) -> list[Lot]:
     return [Lot(entry, entry.left) for entry in ordered]
 
 
-def _with_left(entries: QuerySet[LedgerEntry]) -> QuerySet[LedgerEntry]:
+def _with_left(entries: QuerySet[LedgerEntry]) -> "QuerySet[Any]":
+    """`entries` (lots) with `left`: their credits not taken yet."""
     taken = (
         LedgerEntry.objects.filter(COUNTED, lot=OuterRef("pk"))
         .order_by()

@@ -74,7 +74,7 @@ def checkout_refusal(*, telegram_id: int, payload: str, currency: str, total: in
     Telegram cancels a checkout not answered within 10 seconds: two indexed reads."""
     wanted = Offer.read(payload)
     pack = offer(wanted.pack_id) if wanted else None
-    if pack is None or currency != CURRENCY or total != wanted.stars or Offer.of(pack) != wanted:
+    if wanted is None or pack is None or currency != CURRENCY or total != wanted.stars or Offer.of(pack) != wanted:
         return "gone"
     user = TelegramUser.objects.filter(telegram_id=telegram_id).first()
     if user is not None and moderation.active_ban(user):
@@ -131,7 +131,7 @@ def _upgrade(user: TelegramUser, payment: Payment, tier_id: int, days: int) -> N
     if user.tier_until is None:
         user.tier_after = user.tier
     user.tier = tier
-    user.tier_until = (user.tier_until if extending else now) + timedelta(days=days)
+    user.tier_until = (user.tier_until if extending and user.tier_until else now) + timedelta(days=days)
     user.save(update_fields=["tier", "tier_until", "tier_after"])
     payment.tier, payment.tier_until = tier.name, user.tier_until
     payment.save(update_fields=["tier", "tier_until"])

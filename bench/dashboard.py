@@ -11,7 +11,8 @@ from django.test import Client
 from django.test.utils import CaptureQueriesContext, override_settings
 from django.utils import timezone
 
-from accounts.models import Tier
+from accounts import payments
+from accounts.models import CreditPack, TelegramUser, Tier
 from botcore import spending, summaries
 
 from .harness import reset_data
@@ -105,7 +106,32 @@ def dashboard(users=100_000, generations=1_000_000, repeat=5):
         figures[f"{name} ms (median of {repeat})"] = f"{statistics.median(times):.0f}{status}"
         figures[f"{name} queries"] = queries
     figures.update(spend_check(repeat * 4))
+    figures.update(checkout(repeat * 4))
     return figures
+
+
+def checkout(repeat):
+    """What Telegram waits for (at most 10 s) before it takes a user's Stars: the checkout's check
+    (accounts/payments.checkout_refusal) of a pack on sale, for one of the 100,000 users."""
+    pack = CreditPack.objects.create(name="bench pack", stars=50, images=10)
+    user = TelegramUser.objects.order_by("pk")[50_000]
+    payload = payments.Offer.of(pack).payload
+    try:
+        times = []
+        for _ in range(repeat):
+            with CaptureQueriesContext(connection) as captured:
+                begun = time.perf_counter()
+                refusal = payments.checkout_refusal(
+                    telegram_id=user.telegram_id, payload=payload, currency="XTR", total=50
+                )
+                times.append((time.perf_counter() - begun) * 1000)
+        assert refusal is None
+    finally:
+        pack.delete()
+    return {
+        f"checkout check ms (median of {repeat})": f"{statistics.median(times):.1f}",
+        "checkout check queries": len(captured),
+    }
 
 
 def spend_check(repeat):

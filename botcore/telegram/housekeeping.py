@@ -40,7 +40,7 @@ class Chore:
     name: str  # its Celery task is botcore.tasks.<name>
     do: Callable[[], Any]
     rounds: int = 1
-    tell: Callable[[Bot, Any], Awaitable[None]] | None = None
+    tell: Callable[[Bot, Any], Awaitable[Any]] | None = None
 
     def every(self) -> float:
         return self.rounds * settings.HOUSEKEEPING_SECONDS

@@ -143,6 +143,8 @@ async def balance_command(update, context):
 def balance(who: generations.Identity) -> str:
     """The answer to /balance: free images left today, credits and when the first of them expire, the plan."""
     user = who.touch()
+    if credits.expire_due(user):  # the chore may not have come round yet
+        user.refresh_from_db(fields=["credits"])
     lang = who.language_code
     remaining = quota.remaining(user)
     lines = [
