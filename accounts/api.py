@@ -78,6 +78,8 @@ class UserDetail(UserOut):
     ban: BanOut | None = Field(description="The active ban, if any.")
     daily_limit: int | None = Field(alias="tier.daily_limit", description="Null: unlimited.")
     remaining_today: int | None = Field(description="Images the user can still start today; null: unlimited.")
+    credits: int = Field(description="Images bought or granted, beyond the daily free ones (see the ledger).")
+    tier_until: datetime | None = Field(description="A pack's tier upgrade ends then; null: none running.")
 
     @staticmethod
     def resolve_ban(user):

@@ -1,5 +1,5 @@
-"""The JSON API's reports: today's figures, and the cost report (the dashboard's, costreports.py) for
-the same range parameters (ranges.py)."""
+"""The JSON API's reports: today's figures, and the cost report with revenue and margin (the dashboard's,
+costreports.py) for the same range parameters (ranges.py)."""
 
 from datetime import date
 from typing import Literal
@@ -62,7 +62,13 @@ class Figures(Schema):
     spend: float = Field(description="USD.")
 
 
-class CostDay(Figures):
+class Revenue(Schema):
+    stars: int = Field(description="Telegram Stars paid less those refunded, each on the day it happened.")
+    revenue: float = Field(description="USD, estimated: the Stars at STARS_USD_RATE.")
+    margin: float = Field(description="USD: revenue less spend.")
+
+
+class CostDay(Figures, Revenue):
     day: date
 
 
@@ -95,7 +101,7 @@ class CostUser(Figures):
         return row["user"].tier.name
 
 
-class CostsOut(Figures):
+class CostsOut(Figures, Revenue):
     first: date
     last: date
     days: list[CostDay] = Field(description="Every day of the range, days without generations included.")
@@ -118,7 +124,8 @@ class PeriodIn(Schema):
 
 @router.get("/costs", response=CostsOut, summary="Cost report")
 def costs(request, params: Query[PeriodIn]):
-    """Spend and images by day, tier, model and resolution, and the top users: the dashboard's cost report."""
+    """Spend and images by day, tier, model and resolution, and the top users; revenue and margin in all and
+    by day: the dashboard's cost report."""
     first, last, form = period(params.dict(by_alias=True, exclude_none=True))
     if form.errors:
         raise ValidationError(

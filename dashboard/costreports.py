@@ -6,6 +6,10 @@ up on the fly for the open ones) with reports.figures_of, as the overview does; 
 open days' generations to per-user totals of the closed days (kept in the cache), and one more query
 names them. Days without generations are filled in here, and the charts' coordinates computed, so
 templates only loop.
+
+Revenue is what payments bring in (in Telegram Stars, and in USD at STARS_USD_RATE, an estimate): a
+payment counts on the day it was paid, and its refund takes it back on the day it was refunded, so a
+closed day's figures stay as they were. Margin is revenue less spend.
 """
 
 import heapq
@@ -17,7 +21,13 @@ from decimal import Decimal
 from functools import cached_property
 from itertools import chain, islice
 
-from accounts.models import TelegramUser
+from django.conf import settings
+from django.db.models import Q, Sum
+from django.db.models.functions import TruncDate
+from django.utils import timezone
+
+from accounts import days as calendar
+from accounts.models import Payment, TelegramUser
 from botcore import summaries
 from botcore.summaries import SPEND_UNIT, created_on
 
@@ -27,6 +37,7 @@ from .templatetags.figures import usd
 ZERO = Decimal("0.0000")
 TOP_USERS = 50
 SHOWN = ("delivered", "failed", "cache_hits", "spend")  # of figures_of's figures, those a cost table shows
+DAILY = ("delivered", "failed", "spend", "stars", "revenue", "margin")  # a row of the table by day (or week)
 
 
 @dataclass
@@ -44,7 +55,7 @@ class CostReport:
 
     @cached_property
     def days(self):
-        return by_day(self.rows, self.first, self.last)
+        return by_day(self.rows, self.first, self.last, revenue_by_day(self.first, self.last))
 
     @cached_property
     def weeks(self):
@@ -53,7 +64,9 @@ class CostReport:
     @cached_property
     def totals(self):
         figures = figures_of(self.rows)
-        return {key: figures[key] for key in ("delivered", "failed", "spend")}
+        totals = {key: figures[key] for key in ("delivered", "failed", "spend")}
+        stars = sum(row["stars"] for row in self.days)
+        return {**totals, **_money(stars, totals["spend"])}
 
     @cached_property
     def tiers(self):
@@ -72,12 +85,15 @@ class CostReport:
         return by_user(self.first, self.last, limit=None)
 
 
-def by_day(rows, first, last):
-    """One row per day from `first` to `last`, days without generations included."""
+def by_day(rows, first, last, stars=None):
+    """One row per day from `first` to `last`, days without generations included, with the revenue of
+    `stars` ({day: Stars paid less Stars refunded})."""
     found = _added_up(rows, lambda row: row.day)
+    stars = stars or {}
     empty = {"delivered": 0, "failed": 0, "spend": ZERO}
     days = [first + timedelta(n) for n in range((last - first).days + 1)]
-    return [{"day": day, **{key: found.get(day, empty)[key] for key in empty}} for day in days]
+    rows = [{"day": day, **{key: found.get(day, empty)[key] for key in empty}} for day in days]
+    return [{**row, **_money(stars.get(row["day"], 0), row["spend"])} for row in rows]
 
 
 def by_week(days):
@@ -86,11 +102,42 @@ def by_week(days):
     weeks = {}
     for row in days:
         monday = row["day"] - timedelta(row["day"].weekday())
-        week = weeks.setdefault(monday, {"day": row["day"], "delivered": 0, "failed": 0, "spend": ZERO})
+        week = weeks.setdefault(monday, {"day": row["day"], **{key: 0 for key in DAILY}})
         week["last"] = row["day"]
-        for key in ("delivered", "failed", "spend"):
+        for key in DAILY:
             week[key] += row[key]
     return list(weeks.values())
+
+
+def stars_usd(stars):
+    """What `stars` Telegram Stars bring in, in USD: an estimate at STARS_USD_RATE."""
+    return stars * settings.STARS_USD_RATE
+
+
+def _money(stars, spend):
+    revenue = stars_usd(stars)
+    return {"stars": stars, "revenue": revenue, "margin": revenue - spend}
+
+
+def revenue_by_day(first, last):
+    """Stars paid less Stars refunded on each day from `first` to `last` that had either: {day: Stars}.
+
+    One query: payments paid or refunded in the range, added up per pair of days (paid, refunded)."""
+    start, end = calendar.bounds(first, last)
+    zone = timezone.get_default_timezone()
+    pairs = (
+        Payment.objects.filter(Q(paid_at__gte=start, paid_at__lt=end) | Q(refunded_at__gte=start, refunded_at__lt=end))
+        .order_by()
+        .values_list(TruncDate("paid_at", tzinfo=zone), TruncDate("refunded_at", tzinfo=zone))
+        .annotate(stars=Sum("stars"))
+    )
+    stars = defaultdict(int)
+    for paid, refunded, amount in pairs:
+        if first <= paid <= last:
+            stars[paid] += amount
+        if refunded is not None and first <= refunded <= last:
+            stars[refunded] -= amount
+    return dict(stars)
 
 
 def by_tier(rows):

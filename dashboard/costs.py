@@ -4,6 +4,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from django.conf import settings
 from django.http import Http404, HttpResponse, HttpResponseBadRequest
 from django.shortcuts import render
 from django.urls import path
@@ -38,9 +39,14 @@ DELIVERED, FAILED, SPEND = (
     Column("failed", gettext_lazy("Failed")),
     Column("spend", gettext_lazy("Spend")),
 )
+REVENUE = [
+    Column("stars", gettext_lazy("Stars")),
+    Column("revenue", gettext_lazy("Revenue")),
+    Column("margin", gettext_lazy("Margin")),
+]
 TABLES = {
-    "day": [Column("day", gettext_lazy("Day"), DATE), DELIVERED, FAILED, SPEND],
-    "week": [Column("day", gettext_lazy("Week"), DATE), DELIVERED, FAILED, SPEND],
+    "day": [Column("day", gettext_lazy("Day"), DATE), DELIVERED, FAILED, SPEND, *REVENUE],
+    "week": [Column("day", gettext_lazy("Week"), DATE), DELIVERED, FAILED, SPEND, *REVENUE],
     "tier": [Column("tier", gettext_lazy("Tier"), TEXT), DELIVERED, FAILED, SPEND],
     "user": [
         Column("name", gettext_lazy("User"), TEXT),
@@ -128,6 +134,7 @@ def report(request):
         "weekly": weekly,
         "day_rows": day_rows,
         "totals": costs.totals,
+        "stars_usd_rate": settings.STARS_USD_RATE,
         "spend_chart": line_chart(costs.days, "spend", money=True, budget=budget.daily_share),
         "images_chart": bar_chart(costs.days, "delivered"),
         "tiers": tiers,
@@ -144,9 +151,17 @@ def report(request):
 
 
 def _days_csv(costs):
-    yield ["date", "delivered", "failed", "spend_usd"]
+    yield ["date", "delivered", "failed", "spend_usd", "stars", "revenue_usd", "margin_usd"]
     for row in costs.days:
-        yield [row["day"].isoformat(), row["delivered"], row["failed"], spreadsheets.usd(row["spend"])]
+        yield [
+            row["day"].isoformat(),
+            row["delivered"],
+            row["failed"],
+            spreadsheets.usd(row["spend"]),
+            row["stars"],
+            spreadsheets.usd(row["revenue"]),
+            spreadsheets.usd(row["margin"]),
+        ]
 
 
 def _tiers_csv(costs):

@@ -1,14 +1,13 @@
 """The generation log: filters, totals, a CSV of it, and one generation in detail with its image.
 
-The list pages by keyset (created_at, pk), newest or oldest first, so a page is one indexed query
-however many rows there are and however deep it goes; there are no page numbers, only next and
-previous. Its total comes from the day summaries, or, for one user, their rows through the
-(user, created_at) index: never a count over the whole log.
+The list pages by keyset (keyset.py) on (created_at, pk), newest or oldest first. Its total comes from
+the day summaries, or, for one user, their rows through the (user, created_at) index: never a count over
+the whole log.
 """
 
 import mimetypes
 import posixpath
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from decimal import Decimal
 
 from asgiref.sync import sync_to_async
@@ -23,25 +22,23 @@ from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from accounts import days
-from accounts.models import Resolution, TelegramUser
+from accounts.models import Resolution
 from botcore import summaries
 from botcore.models import Generation
 
-from . import spreadsheets, thumbnails
+from . import keyset, spreadsheets, thumbnails
 from .access import staff_required
+from .filters import UserField
 from .ranges import DateRangeForm
 
-PAGE_SIZE = 50
 CSV_BATCH = 2000
 IMAGE_TYPES = {"image/png", "image/jpeg", "image/webp", "image/gif"}
-EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-MICROSECOND = timedelta(microseconds=1)
 ANY = [("", _("any"))]
 
 
 class FilterForm(DateRangeForm):
     status = forms.ChoiceField(label=_("Status"), choices=ANY + Generation.Status.choices, required=False)
-    user = forms.CharField(label=_("User"), required=False, max_length=65, help_text=_("Telegram id or @username"))
+    user = UserField()
     model = forms.CharField(
         label=_("Model"), required=False, max_length=100, widget=forms.TextInput({"list": "models"})
     )
@@ -53,22 +50,6 @@ class FilterForm(DateRangeForm):
     )
 
     field_order = ["status", "user", "from", "to", "model", "resolution", "cache", "sort"]
-
-    def clean_user(self):
-        """The ids of the users meant (usually one, none when no one matches), or None when empty.
-
-        Looked up first, so the generations are then found through the (user, created_at) index."""
-        value = self.cleaned_data["user"].strip()
-        if not value:
-            return None
-        if value.isascii() and value.isdigit() and int(value) < 2**63:
-            users = TelegramUser.objects.filter(telegram_id=int(value))
-        else:
-            name = value.removeprefix("@")  # usernames start with a letter, so a number is never one
-            if not (name[:1].isalpha() and all(c.isascii() and (c.isalnum() or c == "_") for c in name)):
-                raise forms.ValidationError(_("Enter a Telegram id or an @username."))
-            users = TelegramUser.objects.filter(username__iexact=name)
-        return list(users.values_list("pk", flat=True)[:10])
 
 
 def _matching(rows, data):
@@ -130,74 +111,21 @@ def _totals_of(parts):
     return {"images": sum(images.values()), "spend": spend, "statuses": statuses}
 
 
-def _cursor(generation):
-    return f"{(generation.created_at - EPOCH) // MICROSECOND}_{generation.pk}"
-
-
-def _parse_cursor(value):
-    """(created_at, pk) from a cursor, or None when it is missing or malformed."""
-    moment, _sep, pk = (value or "").partition("_")
-    try:
-        return EPOCH + int(moment) * MICROSECOND, int(pk)
-    except (ValueError, OverflowError):
-        return None
-
-
-def _older(generations, cursor):
-    moment, pk = cursor
-    return generations.filter(created_at__lte=moment).exclude(created_at=moment, pk__gte=pk)
-
-
-def _newer(generations, cursor):
-    moment, pk = cursor
-    return generations.filter(created_at__gte=moment).exclude(created_at=moment, pk__lte=pk)
-
-
-def _order(newest):
-    return ("-created_at", "-pk") if newest else ("created_at", "pk")
-
-
-def page_of(generations, before=None, after=None, newest=True):
-    """Up to PAGE_SIZE generations older than `before` or newer than `after` (cursors), newest or oldest
-    first; with whether there are more to either side (previous, next)."""
-    onward, back = (before, after) if newest else (after, before)
-    following, preceding = (_older, _newer) if newest else (_newer, _older)
-    if back:
-        rows = list(preceding(generations, back).order_by(*_order(not newest))[: PAGE_SIZE + 1])
-        if rows:
-            return rows[:PAGE_SIZE][::-1], len(rows) > PAGE_SIZE, True
-    if onward:
-        generations = following(generations, onward)
-    rows = list(generations.order_by(*_order(newest))[: PAGE_SIZE + 1])
-    return rows[:PAGE_SIZE], bool(onward), len(rows) > PAGE_SIZE
-
-
-def _query(request, **changes):
-    """The list's query string without its page cursors, with `changes`."""
-    params = request.GET.copy()
-    for name in ("before", "after"):
-        params.pop(name, None)
-    params.update(changes)
-    return params.urlencode()
-
-
 @staff_required
 def generation_list(request):
     form = FilterForm(request.GET)
     form.is_valid()  # invalid fields are reported and left out; the valid ones still filter
     data = form.cleaned_data
     newest = data.get("sort") != "oldest"
-    before, after = _parse_cursor(request.GET.get("before")), _parse_cursor(request.GET.get("after"))
-    rows, has_previous, has_next = page_of(_filtered(data), before=before, after=after, newest=newest)
-    back, onward = ("after", "before") if newest else ("before", "after")  # the cursors are named by time
+    rows, previous, following = keyset.paged(request, _filtered(data), "created_at", newest=newest)
     context = {
         "form": form,
         "generations": thumbnails.laid_out(rows),
         "newest": newest,
-        "previous": "?" + _query(request, **{back: _cursor(rows[0])}) if has_previous and rows else None,
-        "next": "?" + _query(request, **{onward: _cursor(rows[-1])}) if has_next and rows else None,
+        "previous": previous,
+        "next": following,
         "totals": totals(data),
-        "export": "?".join(filter(None, [reverse("dashboard:generations-export"), _query(request)])),
+        "export": "?".join(filter(None, [reverse("dashboard:generations-export"), keyset.query(request)])),
         "unknown_user": data.get("user") == [],
         "models": sorted({model for models in settings.IMAGE_PRICES.values() for model in models}),
     }
@@ -228,15 +156,15 @@ def csv_chunks(generations, newest=True):
     """The CSV of `generations`, in chunks of CSV_BATCH rows: each chunk is one indexed query after the
     last row of the one before, so a million rows take no more memory than two thousand."""
     yield spreadsheets.encoded([list(CSV_COLUMNS)], first=True)
-    rows = generations.values_list(*CSV_COLUMNS.values()).order_by(*_order(newest))
-    following = _older if newest else _newer
+    rows = generations.values_list(*CSV_COLUMNS.values()).order_by(*keyset.order(newest, "created_at"))
+    following = keyset.older if newest else keyset.newer
     batch = list(rows[:CSV_BATCH])
     while batch:
         yield spreadsheets.encoded(_csv_row(row) for row in batch)
         if len(batch) < CSV_BATCH:
             return
         pk, created_at = batch[-1][:2]
-        batch = list(following(rows, (created_at, pk))[:CSV_BATCH])
+        batch = list(following(rows, (created_at, pk), "created_at")[:CSV_BATCH])
 
 
 def _csv_row(row):

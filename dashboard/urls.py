@@ -1,6 +1,19 @@
 from django.urls import path
 
-from . import analytics, audit, broadcasts, costs, generations, moderation, thumbnails, tiers, users, views
+from . import (
+    analytics,
+    audit,
+    broadcasts,
+    costs,
+    generations,
+    moderation,
+    packs,
+    payments,
+    thumbnails,
+    tiers,
+    users,
+    views,
+)
 
 app_name = "dashboard"
 urlpatterns = [
@@ -11,6 +24,8 @@ urlpatterns = [
     *generations.urlpatterns,
     *thumbnails.urlpatterns,
     *costs.urlpatterns,
+    *payments.urlpatterns,
+    *packs.urlpatterns,
     *analytics.urlpatterns,
     *broadcasts.urlpatterns,
     *audit.urlpatterns,

@@ -10,12 +10,12 @@ from django.db.models import Exists, OuterRef
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import path
 from django.utils.translation import gettext as _
-from django.utils.translation import gettext_lazy
+from django.utils.translation import gettext_lazy, ngettext
 from django.views.decorators.http import require_POST
 
-from accounts import days, moderation, quota, staff
+from accounts import credits, days, moderation, quota, staff
 from accounts.models import Ban, QuotaUsage, TelegramUser, Tier
-from accounts.users import search
+from accounts.users import default_tier, search
 
 from . import thumbnails
 from .access import staff_required
@@ -23,6 +23,7 @@ from .access import staff_required
 PER_PAGE = 50
 HISTORY_DAYS = 30
 RECENT_GENERATIONS = 20
+LEDGER_ENTRIES = 50
 
 YES_NO = [("", gettext_lazy("Any")), ("yes", gettext_lazy("Yes")), ("no", gettext_lazy("No"))]
 # The columns the list sorts by, and their orderings: only indexed ones, so a sorted page stays fast
@@ -93,6 +94,16 @@ class GrantForm(forms.Form):
     count = forms.IntegerField(min_value=1, max_value=1000, initial=1, label=gettext_lazy("Extra images for today"))
 
 
+class CreditsForm(forms.Form):
+    count = forms.IntegerField(min_value=1, max_value=100_000, initial=10, label=gettext_lazy("Credits"))
+    note = forms.CharField(
+        required=False,
+        max_length=200,
+        label=gettext_lazy("Note"),
+        help_text=gettext_lazy("Why, for the ledger (e.g. a support case)."),
+    )
+
+
 class BanForm(forms.Form):
     reason = forms.CharField(max_length=staff.MAX_REASON_CHARS, label=gettext_lazy("Reason"))
     expires_at = forms.DateTimeField(
@@ -136,9 +147,10 @@ def history(user, day):
 
 @staff_required
 def user_detail(request, pk):
-    user = get_object_or_404(TelegramUser.objects.select_related("tier"), pk=pk)
+    user = get_object_or_404(TelegramUser.objects.select_related("tier", "tier_after"), pk=pk)
     day = days.today()
     used = history(user, day)
+    ledger = user.ledger.select_related("payment", "generation", "actor").order_by("-created_at", "-pk")
     context = {
         "subject": user,  # not "user": that is the signed-in staff member in every template
         "day": day,
@@ -151,7 +163,11 @@ def user_detail(request, pk):
         "generations": thumbnails.laid_out(user.generations.order_by("-created_at", "-pk")[:RECENT_GENERATIONS]),
         "tier_form": TierForm(initial={"tier": user.tier}),
         "grant_form": GrantForm(),
+        "credits_form": CreditsForm(),
         "ban_form": BanForm(),
+        "lots": credits.lots(user),
+        "ledger": ledger[:LEDGER_ENTRIES],
+        "tier_after": (user.tier_after or default_tier()) if user.tier_until else None,
         "time_zone": settings.TIME_ZONE,
     }
     return render(request, "dashboard/users/detail.html", context)
@@ -201,6 +217,18 @@ def grant(request, pk):
 
 @staff_required
 @require_POST
+def grant_credits(request, pk):
+    def action(user, data):
+        staff.grant_credits(actor=request.user, user=user, count=data["count"], note=data["note"])
+        return ngettext("Granted %(count)d credit.", "Granted %(count)d credits.", data["count"]) % {
+            "count": data["count"]
+        }
+
+    return act(request, pk, CreditsForm, action)
+
+
+@staff_required
+@require_POST
 def ban(request, pk):
     def action(user, data):
         staff.ban_user(actor=request.user, user=user, reason=data["reason"], expires_at=data["expires_at"])
@@ -224,6 +252,7 @@ urlpatterns = [
     path("users/<int:pk>/", user_detail, name="user"),
     path("users/<int:pk>/tier/", change_tier, name="user-tier"),
     path("users/<int:pk>/grant/", grant, name="user-grant"),
+    path("users/<int:pk>/credits/", grant_credits, name="user-credits"),
     path("users/<int:pk>/ban/", ban, name="user-ban"),
     path("users/<int:pk>/unban/", unban, name="user-unban"),
 ]

@@ -18,6 +18,7 @@ from accounts.staff import StaffError
 from botcore.api import router as botcore_router
 from dashboard.access import staff_required
 from dashboard.api import router as dashboard_router
+from dashboard.payments_api import router as payments_router
 
 
 def staff_or_403(user):
@@ -80,3 +81,4 @@ api.add_router("/", accounts_router)
 api.add_router("/", keywords)
 api.add_router("/", botcore_router)
 api.add_router("/", dashboard_router)
+api.add_router("/", payments_router)

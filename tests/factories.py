@@ -1,6 +1,6 @@
 import factory
 
-from accounts.models import Ban, BannedKeyword, TelegramUser, Tier
+from accounts.models import Ban, BannedKeyword, CreditPack, Payment, TelegramUser, Tier
 
 
 class TierFactory(factory.django.DjangoModelFactory):
@@ -37,3 +37,27 @@ class KeywordFactory(factory.django.DjangoModelFactory):
         model = BannedKeyword
 
     phrase = "forbidden"
+
+
+class PackFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = CreditPack
+
+    name = factory.Sequence(lambda n: f"Pack {n}")
+    stars = 100
+    images = 20
+
+
+class PaymentFactory(factory.django.DjangoModelFactory):
+    """A payment as accounts.payments.credit records it, without its credits (use credit() for those)."""
+
+    class Meta:
+        model = Payment
+
+    user = factory.SubFactory(UserFactory)
+    pack = factory.SubFactory(PackFactory)
+    pack_name = factory.LazyAttribute(lambda payment: payment.pack.name if payment.pack else "?")
+    stars = factory.LazyAttribute(lambda payment: payment.pack.stars if payment.pack else 100)
+    images = factory.LazyAttribute(lambda payment: payment.pack.images if payment.pack else 20)
+    charge_id = factory.Sequence(lambda n: f"charge-{n}")
+    payload = "pack:0:0:0:0:0"

@@ -13,7 +13,8 @@ from django.urls import reverse
 from django.utils import timezone
 from playwright.sync_api import expect
 
-from accounts.models import AuditEntry, Ban, Broadcast, TelegramUser, Tier
+from accounts import payments as sales
+from accounts.models import AuditEntry, Ban, Broadcast, CreditPack, Payment, TelegramUser, Tier
 from botcore import generations
 from botcore.models import Generation
 from tests.factories import BanFactory, KeywordFactory, TierFactory, UserFactory
@@ -203,6 +204,23 @@ def test_staff_delete_a_tier_and_move_its_users(signed_in, default_tiers):
     assert set(TelegramUser.objects.filter(tier=free).values_list("pk", flat=True)) == {user.pk for user in users}
 
 
+def test_staff_refund_a_payment_after_seeing_what_it_takes_back(signed_in, bot_settings, tg):
+    alice = UserFactory(telegram_id=601, username="alice")
+    pack = CreditPack.objects.create(name="Starter", stars=50, images=3)
+    offer = sales.Offer.of(pack).payload
+    tg.record_star_payment(alice.telegram_id, offer, pack.stars, "stxTest1")
+    sales.credit(user=alice, charge_id="stxTest1", payload=offer, stars=pack.stars)
+    page = signed_in
+    page.get_by_role("link", name="Payments").click()
+    page.get_by_role("link", name="Refund…").click()
+    expect(page.get_by_text("The 3 credits of this payment not used yet are taken back")).to_be_visible()
+    page.get_by_role("button", name="Refund 50 Stars").click()
+
+    expect(page.get_by_text("Refunded 50 Stars; 3 unused credits taken back.")).to_be_visible()
+    expect(page.get_by_role("link", name="Refund…")).to_have_count(0)
+    assert Payment.objects.get().status == "refunded" and len(tg.calls_of("refundStarPayment")) == 1
+
+
 def test_staff_open_the_api_docs_and_the_admin_under_the_content_security_policy(signed_in):
     page = signed_in
     assert "script-src 'self'" in page.request.get("/").headers["content-security-policy"]
@@ -254,7 +272,8 @@ def lines_per_menu_label(page):
 
 @pytest.fixture
 def a_week_of_work(transactional_db):
-    """A bit of everything the dashboard shows, some of it long: one user's week, a ban, a keyword, a broadcast."""
+    """A bit of everything the dashboard shows, some of it long: one user's week, a ban, a keyword, a broadcast,
+    a credit pack bought."""
     gold = TierFactory(name="gold")
     alice = UserFactory(username="alice", tier=gold)
     BanFactory(user=UserFactory(username="spammer"), reason="sent spam to the bot")
@@ -274,6 +293,9 @@ def a_week_of_work(transactional_db):
     AuditEntry.objects.create(
         actor_name="olivia", action="user.tier", target="@alice", before={"tier": "free"}, after={"tier": "gold"}
     )
+    month = CreditPack.objects.create(name="Gold month and 50 images", stars=300, images=50, tier=gold, tier_days=30)
+    offer = sales.Offer.of(month).payload
+    payment, _new = sales.credit(user=alice, charge_id="stxTest" + "0123456789" * 8, payload=offer, stars=300)
     return {
         "overview": reverse("dashboard:overview"),
         "users": reverse("dashboard:users"),
@@ -284,6 +306,10 @@ def a_week_of_work(transactional_db):
         "analytics": reverse("dashboard:analytics"),
         "tiers": reverse("dashboard:tiers"),
         "tier": reverse("dashboard:tier", args=[gold.pk]),
+        "packs": reverse("dashboard:packs"),
+        "pack": reverse("dashboard:pack", args=[month.pk]),
+        "payments": reverse("dashboard:payments"),
+        "payment": reverse("dashboard:payment", args=[payment.pk]),
         "keywords": reverse("dashboard:keywords"),
         "keyword": reverse("dashboard:keyword", args=[keyword.pk]),
         "bans": reverse("dashboard:bans"),

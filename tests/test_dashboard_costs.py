@@ -10,7 +10,7 @@ from django.contrib.auth import get_user_model
 from accounts import days
 from botcore import generations
 from botcore.models import Generation
-from tests.factories import TierFactory, UserFactory
+from tests.factories import PaymentFactory, TierFactory, UserFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -67,16 +67,22 @@ def test_cost_pages_and_exports_are_for_staff_only(client):
 
 def test_spend_and_images_are_summed_per_day_across_days(admin_client, march, django_assert_max_num_queries):
     admin_client.get("/costs/", MARCH)  # the first look sums each closed day up, once
-    with django_assert_max_num_queries(9):  # session, user; open jobs, summed days, their rows, open days; top users
+    # session, user; open jobs, summed days, their rows, open days; top users; payments by day
+    with django_assert_max_num_queries(10):
         response = admin_client.get("/costs/", MARCH)
     days = {row["day"]: row for row in response.context["days"]}
     assert list(days) == [date(2025, 3, n) for n in range(1, 6)]
     assert (days[date(2025, 3, 1)]["delivered"], days[date(2025, 3, 1)]["failed"]) == (2, 1)
     assert days[date(2025, 3, 1)]["spend"] == Decimal("0.2680")
-    assert days[date(2025, 3, 2)] == {"day": date(2025, 3, 2), "delivered": 0, "failed": 0, "spend": 0}
+    assert days[date(2025, 3, 2)] == {
+        "day": date(2025, 3, 2),
+        **{"delivered": 0, "failed": 0, "spend": 0, "stars": 0, "revenue": 0, "margin": 0},
+    }
     assert (days[date(2025, 3, 3)]["delivered"], days[date(2025, 3, 3)]["spend"]) == (2, Decimal("0.2400"))
     assert days[date(2025, 3, 5)]["spend"] == Decimal("0.0390")
-    assert response.context["totals"] == {"delivered": 5, "failed": 1, "spend": Decimal("0.5470")}
+    totals = response.context["totals"]
+    assert (totals["delivered"], totals["failed"], totals["spend"]) == (5, 1, Decimal("0.5470"))
+    assert (totals["stars"], totals["margin"]) == (0, Decimal("-0.5470"))
     assert "$0.55" in response.content.decode()
 
 
@@ -173,15 +179,15 @@ def test_the_presets_end_today(admin_client):
 
 def test_every_table_exports_as_csv_with_the_same_numbers(admin_client, march, django_assert_max_num_queries):
     export(admin_client, "day")  # the first look sums each closed day up, once
-    with django_assert_max_num_queries(5):  # session, staff user, the day summaries, the open days
+    with django_assert_max_num_queries(6):  # session, staff user, the day summaries, the open days, payments
         days = export(admin_client, "day")
-    assert days[0] == ["date", "delivered", "failed", "spend_usd"]
+    assert days[0] == ["date", "delivered", "failed", "spend_usd", "stars", "revenue_usd", "margin_usd"]
     assert days[1:] == [
-        ["2025-03-01", "2", "1", "0.27"],
-        ["2025-03-02", "0", "0", "0.00"],
-        ["2025-03-03", "2", "0", "0.24"],
-        ["2025-03-04", "0", "0", "0.00"],
-        ["2025-03-05", "1", "0", "0.04"],
+        ["2025-03-01", "2", "1", "0.27", "0", "0.00", "-0.27"],
+        ["2025-03-02", "0", "0", "0.00", "0", "0.00", "0.00"],
+        ["2025-03-03", "2", "0", "0.24", "0", "0.00", "-0.24"],
+        ["2025-03-04", "0", "0", "0.00", "0", "0.00", "0.00"],
+        ["2025-03-05", "1", "0", "0.04", "0", "0.00", "-0.04"],
     ]
     assert export(admin_client, "tier") == [
         ["tier", "delivered", "failed", "spend_usd"],
@@ -290,3 +296,37 @@ def test_a_daily_budget_is_the_line_the_spend_chart_draws(admin_client, march, s
     settings.MONTHLY_BUDGET_USD, settings.DAILY_BUDGET_USD = Decimal("6.20"), Decimal("0.25")
     spend = admin_client.get("/costs/", MARCH).content.decode().split('<figure class="chart">')[1]
     assert "Budget: $0.25 a day" in spend  # the limit botcore enforces, not the month's share of $0.20
+
+
+def test_revenue_and_margin_count_payments_on_their_day_and_refunds_on_theirs(admin_client, march, settings):
+    settings.STARS_USD_RATE = Decimal("0.01")
+    PaymentFactory(user=march["ann"], stars=500, paid_at=days.start_of(date(2025, 3, 1)) + timedelta(hours=9))
+    refunded = {"status": "refunded", "refunded_at": days.start_of(date(2025, 3, 5)) + timedelta(hours=1)}
+    PaymentFactory(user=march["ben"], stars=100, paid_at=days.start_of(date(2025, 3, 3)), **refunded)
+    earlier = {"paid_at": days.start_of(date(2025, 2, 20)), "refunded_at": days.start_of(date(2025, 3, 4))}
+    PaymentFactory(user=march["cat"], stars=200, status="refunded", **earlier)
+    PaymentFactory(user=march["cat"], stars=900, paid_at=days.start_of(date(2025, 3, 6)))  # after the range
+
+    response = admin_client.get("/costs/", MARCH)
+    by_day = {row["day"].day: (row["stars"], row["revenue"], row["margin"]) for row in response.context["days"]}
+    assert by_day == {
+        1: (500, Decimal("5.00"), Decimal("4.7320")),
+        2: (0, 0, 0),
+        3: (100, Decimal("1.00"), Decimal("0.7600")),
+        4: (-200, Decimal("-2.00"), Decimal("-2.00")),
+        5: (-100, Decimal("-1.00"), Decimal("-1.0390")),
+    }
+    totals = response.context["totals"]
+    assert (totals["stars"], totals["revenue"], totals["margin"]) == (300, Decimal("3.00"), Decimal("2.4530"))
+    page = response.content.decode()
+    assert "<b>$3.00</b>revenue (300 Stars)" in page and "<b>$2.45</b>margin" in page
+    assert '<td class="n">-200</td><td class="n">-$2.00</td><td class="n">-$2.00</td>' in page
+
+    assert export(admin_client, "day")[1] == ["2025-03-01", "2", "1", "0.27", "500", "5.00", "4.73"]
+    api = admin_client.get("/api/costs", MARCH).json()
+    assert (api["stars"], api["revenue"], api["margin"]) == (300, 3.0, pytest.approx(2.453))
+    assert (api["days"][3]["stars"], api["days"][3]["margin"]) == (-200, -2.0)
+    week = admin_client.get("/costs/", {"range": "custom", "from": "2025-01-01", "to": "2025-03-31"}).context
+    weeks = {row["day"]: (row["stars"], row["margin"]) for row in week["day_rows"]}
+    assert weeks[date(2025, 2, 24)] == (500, Decimal("4.5980"))  # less the spend of Feb 28 too
+    assert weeks[date(2025, 2, 17)] == (200, Decimal("2.00"))  # paid then, refunded in March

@@ -13,7 +13,8 @@ from django.core.files.storage import default_storage
 from accounts import days
 from accounts.days import start_of as day_start
 from botcore.models import Generation
-from dashboard.generations import CSV_BATCH, PAGE_SIZE
+from dashboard.generations import CSV_BATCH
+from dashboard.keyset import PAGE_SIZE
 from tests.factories import UserFactory
 
 pytestmark = pytest.mark.django_db

@@ -8,14 +8,15 @@ from django.core.files.base import ContentFile
 from django.test import Client
 from django.utils import timezone
 
-from accounts import days, quota
-from accounts.models import AuditEntry, Ban, QuotaUsage
+from accounts import credits, days, quota
+from accounts import payments as sales
+from accounts.models import AuditEntry, Ban, CreditPack, LedgerEntry, QuotaUsage
 from botcore.models import Generation
 from tests.factories import BanFactory, TierFactory, UserFactory
 
 pytestmark = pytest.mark.django_db
 
-ACTIONS = ["tier", "grant", "ban", "unban"]
+ACTIONS = ["tier", "grant", "credits", "ban", "unban"]
 
 
 @pytest.fixture
@@ -269,6 +270,49 @@ def test_a_grant_outside_1_to_1000_is_refused(staff_client):
         [message] = response.context["messages"]
         assert message.level_tag == "error"
     assert not QuotaUsage.objects.exists() and not AuditEntry.objects.exists()
+
+
+def test_staff_grant_credits_with_a_note_and_see_them_in_the_ledger(staff_client, staff_user, settings):
+    settings.CREDIT_EXPIRY_DAYS = 30
+    user = UserFactory()
+    response = staff_client.post(f"/users/{user.pk}/credits/", {"count": 5, "note": "support case 12"}, follow=True)
+    assert messages_of(response) == ["Granted 5 credits."]
+    user.refresh_from_db()
+    assert user.credits == 5 == credits.in_ledger(user)
+    [entry] = AuditEntry.objects.all()
+    assert (entry.actor, entry.action, entry.after) == (staff_user, "user.credits", {"credits": 5, "granted": 5})
+
+    [lot] = response.context["lots"]
+    assert lot.left == 5 and lot.expires_at.date() == (timezone.now() + timedelta(days=30)).date()
+    page = response.content.decode()
+    assert '<h2 id="credits">5 credits</h2>' in page
+    assert '<td class="n">+5</td>' in page and "support case 12" in page and "<td>olivia</td>" in page
+
+    refused = staff_client.post(f"/users/{user.pk}/credits/", {"count": 0}, follow=True)
+    assert [m.level_tag for m in refused.context["messages"]] == ["error"]
+    assert AuditEntry.objects.count() == 1
+
+
+def test_a_users_page_shows_a_purchase_its_spends_and_the_tier_upgrade_it_bought(staff_client):
+    free, pro = TierFactory(name="Free"), TierFactory(name="Pro")
+    user = UserFactory(tier=free)
+    pack = CreditPack.objects.create(name="Pro month", stars=100, images=3, tier=pro, tier_days=30)
+    payment, _new = sales.credit(user=user, charge_id="stxTest1", payload=sales.Offer.of(pack).payload, stars=100)
+    [held] = credits.hold(user, 1)
+    generation = Generation.objects.create(user=user, chat_id=1, prompt="a cat", credit=held)
+
+    response = staff_client.get(f"/users/{user.pk}/")
+    page = response.content.decode()
+    assert "A pack's upgrade: until" in page and "then back to Free" in page
+    assert [(e.kind, e.images, e.state) for e in response.context["ledger"]] == [
+        ("spend", -1, "held"),
+        ("purchase", 3, "done"),
+    ]
+    assert f'<a href="/generations/{generation.pk}/">generation {generation.pk}</a>' in page
+    assert f'<a href="/payments/{payment.pk}/">Pro month</a>' in page
+    assert 'Spend <span class="muted">(Held)</span>' in page
+    assert [lot.left for lot in response.context["lots"]] == [2]
+    assert LedgerEntry.objects.count() == 2
 
 
 def test_staff_bans_a_user_until_a_time(staff_client, staff_user):

@@ -14,10 +14,12 @@ CENT = Decimal("0.01")
 
 @register.filter
 def usd(amount):
-    """Decimal("0.1340") -> "$0.13"; no amount -> "–". Grouped thousands: "$12,345.60"."""
+    """Decimal("0.1340") -> "$0.13"; no amount -> "–". Grouped thousands: "$12,345.60"; a loss (a margin
+    below zero): "-$0.13"."""
     if amount is None or amount == "":
         return "–"
-    return f"${Decimal(amount).quantize(CENT, ROUND_HALF_UP):,}"
+    amount = Decimal(amount).quantize(CENT, ROUND_HALF_UP)
+    return f"-${-amount:,}" if amount < 0 else f"${amount:,}"
 
 
 @register.filter
