@@ -14,6 +14,7 @@ from typing import Any
 
 from django.contrib.auth.models import User
 from django.db import IntegrityError, transaction
+from django.db.models import Count, Q, QuerySet
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
@@ -61,6 +62,13 @@ def selling() -> bool:
 
 def on_sale() -> list[CreditPack]:
     return list(CreditPack.objects.filter(is_active=True).select_related("tier"))
+
+
+def with_sales() -> "QuerySet[CreditPack]":
+    """Every pack, on sale or not, cheapest first, with `sold`: its payments not refunded."""
+    sold = Count("payments", filter=Q(payments__status=Payment.Status.PAID))
+    # Explicitly ordered: Meta.ordering isn't applied to a query that groups.
+    return CreditPack.objects.select_related("tier").annotate(sold=sold).order_by("stars", "pk")
 
 
 def offer(pack_id: int) -> CreditPack | None:

@@ -2,14 +2,13 @@
 
 from django import forms
 from django.contrib import messages
-from django.db.models import Count, Q
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import path
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
 from accounts import payments, staff
-from accounts.models import CreditPack, Payment
+from accounts.models import CreditPack
 
 from .access import staff_required
 
@@ -67,9 +66,7 @@ def _posted(request):
 
 @staff_required
 def pack_list(request):
-    sold = Count("payments", filter=Q(payments__status=Payment.Status.PAID))
-    packs = CreditPack.objects.select_related("tier").annotate(sold=sold)
-    return render(request, "dashboard/packs/list.html", {"packs": packs})
+    return render(request, "dashboard/packs/list.html", {"packs": payments.with_sales()})
 
 
 def _edit(request, pack):

@@ -3,15 +3,15 @@ a user's credits ledger."""
 
 from datetime import date, datetime, timedelta
 
-from django.db.models import Count, Q
 from django.shortcuts import get_object_or_404
 from django.utils.translation import gettext as _
 from ninja import Field, Query, Router, Schema
 from ninja.pagination import paginate
 
 from accounts import days
+from accounts import payments as sales
 from accounts.api import REFUSAL, Page, get_user
-from accounts.models import CreditPack, Payment
+from accounts.models import Payment
 from accounts.staff import StaffError
 from botcore.telegram import payments as telegram
 
@@ -93,8 +93,7 @@ def payments():
 @router.get("/packs", response=list[PackOut], summary="List credit packs")
 def list_packs(request):
     """Cheapest first, on sale or not."""
-    sold = Count("payments", filter=Q(payments__status=Payment.Status.PAID))
-    return CreditPack.objects.select_related("tier").annotate(sold=sold)
+    return sales.with_sales()
 
 
 @router.get("/payments", response=list[PaymentOut], summary="List payments")
