@@ -3,6 +3,7 @@ PostgreSQL, and the server time and SQL queries of its busiest pages."""
 
 import statistics
 import time
+from datetime import timedelta
 from decimal import Decimal
 
 from django.contrib.auth import get_user_model
@@ -14,6 +15,7 @@ from django.utils import timezone
 from accounts import payments
 from accounts.models import CreditPack, TelegramUser, Tier
 from botcore import spending, summaries
+from dashboard import costreports
 
 from .harness import reset_data
 
@@ -32,7 +34,11 @@ PAGES = {
     "analytics, 90 days": "/analytics/?range=90",
     "audit log": "/audit/",
     "broadcasts": "/broadcasts/",
+    "payments list": "/payments/",
+    "payments, refunded": "/payments/?status=refunded",
+    "credit packs": "/packs/",
 }
+PAYMENTS = 50_000  # over the 92 days, one in 20 refunded
 
 
 def seed(users, generations):
@@ -43,8 +49,8 @@ def seed(users, generations):
         cursor.execute(
             """
             INSERT INTO accounts_telegramuser (telegram_id, username, first_name, language_code, tier_id,
-                resolution, aspect_ratio, is_active, ever_banned, created_at, last_seen_at)
-            SELECT 5000000 + g, 'bench_' || g, 'Bench ' || g, 'en', %s, '2K', '1:1', g %% 50 <> 0, false,
+                resolution, aspect_ratio, is_active, ever_banned, credits, created_at, last_seen_at)
+            SELECT 5000000 + g, 'bench_' || g, 'Bench ' || g, 'en', %s, '2K', '1:1', g %% 50 <> 0, false, 0,
                 now() - g * interval '5 minutes', now() - g * interval '1 minute'
             FROM generate_series(1, %s) AS g
             """,
@@ -73,6 +79,19 @@ def seed(users, generations):
             """,
             [first_user, users, tier.name, users, generations],
         )
+        pack = CreditPack.objects.create(name="bench 100", stars=250, images=100)
+        # One payment every ~2.6 minutes (a paying user in 20 buying once a month or so).
+        cursor.execute(
+            """
+            INSERT INTO accounts_payment (user_id, pack_id, pack_name, stars, images, tier, charge_id, payload,
+                status, paid_at, refunded_at)
+            SELECT %s + (g * 7 %% %s), %s, 'bench 100', 250, 100, '', 'stxBench' || g, 'pack:0:250:100:0:0',
+                CASE WHEN g %% 20 = 0 THEN 'refunded' ELSE 'paid' END, now() - g * interval '159 seconds',
+                CASE WHEN g %% 20 = 0 THEN now() - g * interval '159 seconds' + interval '1 day' END
+            FROM generate_series(1, %s) AS g
+            """,
+            [first_user, users, pack.pk, PAYMENTS],
+        )
         # What autovacuum does within a minute of such a load: statistics, and the GIN indexes' pending
         # entries merged (the user search's trigram indexes are scanned slowly until then).
         cursor.execute("VACUUM ANALYZE")
@@ -83,7 +102,8 @@ def dashboard(users=100_000, generations=1_000_000, repeat=5):
         return {"skipped": "needs PostgreSQL (DATABASE_URL=postgres://...)"}
     started = time.monotonic()
     seed(users, generations)
-    figures = {"users": users, "generations": generations, "seed_seconds": round(time.monotonic() - started, 1)}
+    figures = {"users": users, "generations": generations, "payments": PAYMENTS}
+    figures["seed_seconds"] = round(time.monotonic() - started, 1)
     # Reports read the open days' generations row by row (the rest from summaries): how many there
     # are depends on the time of day in TIME_ZONE, so the figures say it.
     today = timezone.localdate()
@@ -107,13 +127,28 @@ def dashboard(users=100_000, generations=1_000_000, repeat=5):
         figures[f"{name} queries"] = queries
     figures.update(spend_check(repeat * 4))
     figures.update(checkout(repeat * 4))
+    figures.update(revenue(repeat * 4))
+    return figures
+
+
+def revenue(repeat):
+    """The cost report's part that payments add: Stars paid and refunded by day (one query)."""
+    last = timezone.localdate()
+    figures = {}
+    for span in (30, 90):
+        times = []
+        for _ in range(repeat):
+            begun = time.perf_counter()
+            costreports.revenue_by_day(last - timedelta(span - 1), last)
+            times.append((time.perf_counter() - begun) * 1000)
+        figures[f"revenue by day, {span} days ms (median of {repeat})"] = f"{statistics.median(times):.1f}"
     return figures
 
 
 def checkout(repeat):
     """What Telegram waits for (at most 10 s) before it takes a user's Stars: the checkout's check
     (accounts/payments.checkout_refusal) of a pack on sale, for one of the 100,000 users."""
-    pack = CreditPack.objects.create(name="bench pack", stars=50, images=10)
+    pack = CreditPack.objects.create(name="bench pack", stars=50, images=10)  # on sale, unlike the seeded one
     user = TelegramUser.objects.order_by("pk")[50_000]
     payload = payments.Offer.of(pack).payload
     try:

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from asgiref.sync import sync_to_async
 
-from accounts.models import QuotaUsage, TelegramUser, Tier
+from accounts.models import CreditPack, LedgerEntry, Payment, QuotaUsage, TelegramUser, Tier
 from botcore.models import Generation, ProcessedUpdate
 from tests.fakes.processes import process_env
 
@@ -60,6 +60,10 @@ def reset_data():
     ProcessedUpdate.objects.all().delete()  # each scenario's fake Bot API numbers its updates from 1
     Generation.objects.all().delete()
     QuotaUsage.objects.all().delete()
+    LedgerEntry.objects.exclude(lot=None).delete()  # what was taken from lots, then the lots
+    LedgerEntry.objects.all().delete()
+    Payment.objects.all().delete()
+    CreditPack.objects.all().delete()
     TelegramUser.objects.all().delete()
 
 
