@@ -237,6 +237,7 @@ async def test_the_sweep_credits_a_payment_whose_update_was_lost_and_records_a_r
 
     assert await payments.sweep(bot.bot) == 1
     assert await credits_of(ALICE) == 6
+    assert (await TelegramUser.objects.aget(telegram_id=ALICE)).language_code == "en"  # not the transaction's none
     assert "you have 6 now" in await last_text(tg, ALICE, "you have 6")
     assert await payments.sweep(bot.bot) == 0  # nothing new: nothing credited twice
 

@@ -20,7 +20,7 @@ from telegram.error import BadRequest, InvalidToken, TelegramError
 
 from accounts import credits, quota
 from accounts import payments as sales
-from accounts.models import CreditPack, LedgerEntry, Payment
+from accounts.models import CreditPack, LedgerEntry, Payment, TelegramUser
 from accounts.staff import StaffError
 from botcore import generations
 
@@ -288,8 +288,10 @@ async def _reconcile(bot, star_transaction) -> int:
 
 
 def _credit_swept(who, star_transaction):
+    # A transaction's user carries no language: a known user is left as they are.
+    user = TelegramUser.objects.filter(telegram_id=who.telegram_id).first() or who.touch()
     return sales.credit(
-        user=who.touch(),
+        user=user,
         charge_id=star_transaction.id,
         payload=star_transaction.source.invoice_payload,
         stars=star_transaction.amount,
