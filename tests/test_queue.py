@@ -24,7 +24,9 @@ def places_shown(tg, chat_id):
 
 @pytest.mark.bot_settings(UPSTREAM_CONCURRENCY=1, QUEUE_UPDATE_SECONDS=0.05)
 async def test_a_queued_user_sees_their_place_go_down_to_next_then_gets_their_image(bot, tg, gemini):
-    gemini.latency = 0.4
+    # Each place must stay long enough for its edit to get out: status edits wait behind results, and one
+    # still waiting when the place changes again is replaced (a busy CI machine once skipped "next" at 0.4 s).
+    gemini.latency = 1.0
     users = [901, 902, 903, 904]
     for user_id in users:
         tg.push_text(user_id, f"a tidy desk for {user_id}")
