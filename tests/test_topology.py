@@ -25,7 +25,6 @@ import httpx
 import pytest
 import redis
 from asgiref.sync import sync_to_async
-from django.conf import settings
 from django.db import connections
 
 from botcore.models import Generation
@@ -45,7 +44,7 @@ IMAGE_SECONDS = 0.5  # Gemini's answer time
 pytestmark = [
     pytest.mark.asyncio,
     pytest.mark.skipif(
-        settings.DATABASES["default"]["ENGINE"] != "django.db.backends.postgresql",
+        connections["default"].vendor != "postgresql",
         reason="the production topology runs on PostgreSQL",
     ),
 ]
