@@ -154,11 +154,8 @@ def refunded(*, actor: User | None, payment: Payment) -> int:
         ):
             return 0
         taken = credits.take_back(payment, actor=actor)
-        user = TelegramUser.objects.select_for_update().get(pk=payment.user_id)
-        if payment.tier_until and user.tier_until == payment.tier_until:
-            user.tier = user.tier_after or default_tier()
-            user.tier_until = user.tier_after = None
-            user.save(update_fields=["tier", "tier_until", "tier_after"])
+        if payment.tier_until:  # its upgrade, if it is still the one running
+            _end_upgrade(TelegramUser.objects.filter(pk=payment.user_id, tier_until=payment.tier_until))
         record(
             actor,
             "payment.refund",
@@ -172,11 +169,16 @@ def refunded(*, actor: User | None, payment: Payment) -> int:
 
 def end_upgrades(now: datetime | None = None) -> int:
     """Move the users whose pack's tier upgrade ran out back to their tier before it: how many."""
-    now = now or timezone.now()
+    return _end_upgrade(TelegramUser.objects.filter(tier_until__lte=now or timezone.now()))
+
+
+def _end_upgrade(users: "QuerySet[TelegramUser]") -> int:
+    """Move `users` back from a pack's tier to the one before it (the default tier if that was deleted)."""
     ended = 0
-    for user in TelegramUser.objects.filter(tier_until__lte=now).select_related("tier_after"):
+    for user in users.select_related("tier_after"):
         back = user.tier_after or default_tier()
-        ended += TelegramUser.objects.filter(pk=user.pk, tier_until__lte=now).update(
+        # Only if still as read: a purchase or a staff change meanwhile decides instead.
+        ended += users.filter(pk=user.pk, tier_until=user.tier_until).update(
             tier=back, tier_until=None, tier_after=None
         )
     return ended

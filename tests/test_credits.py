@@ -8,8 +8,8 @@ import pytest
 from django.core.management import call_command
 from django.utils import timezone
 
-from accounts import credits, staff
-from accounts.models import AuditEntry, LedgerEntry, TelegramUser, Tier
+from accounts import credits, payments, staff
+from accounts.models import AuditEntry, CreditPack, LedgerEntry, TelegramUser, Tier
 from botcore.models import Generation
 from tests.factories import TierFactory, UserFactory
 from tests.test_quota import ask_for_one, race
@@ -98,3 +98,20 @@ def test_simultaneous_requests_past_the_free_images_take_the_last_credits_once()
     assert len(made) == 3 and results.count("quota") == 9
     assert len({generation.credit_id for generation in made}) == 3
     assert shown(user) == 0
+
+
+def test_refunding_a_pack_ends_its_tier_upgrade_but_not_one_bought_after_it(user):
+    premium = Tier.objects.get(name="premium")
+    pack = CreditPack.objects.create(name="Premium week", stars=100, images=5, tier=premium, tier_days=7)
+    offer = payments.Offer.of(pack).payload
+    first, _ = payments.credit(user=user, charge_id="stx1", payload=offer, stars=100)
+
+    payments.refunded(actor=None, payment=first)
+    user.refresh_from_db()
+    assert (user.tier.name, user.tier_until) == ("free", None)
+
+    second, _ = payments.credit(user=user, charge_id="stx2", payload=offer, stars=100)
+    third, _ = payments.credit(user=user, charge_id="stx3", payload=offer, stars=100)  # extends it
+    payments.refunded(actor=None, payment=second)
+    user.refresh_from_db()
+    assert user.tier.name == "premium" and user.tier_until == third.tier_until

@@ -521,6 +521,11 @@ async def _tell_admins(bot, text, once, seconds):
     """Send `text` to ADMIN_TELEGRAM_IDS unless the alert `once` was sent in the last `seconds`."""
     if not settings.ADMIN_TELEGRAM_IDS or not cache.add(once, 1, seconds):
         return
+    await tell_admins(bot, text)
+
+
+async def tell_admins(bot, text):
+    """Send `text` to each of ADMIN_TELEGRAM_IDS; one that can't be reached is skipped."""
     for admin_id in settings.ADMIN_TELEGRAM_IDS:
         with suppress(TelegramError):
             await bot.send_message(admin_id, text, parse_mode=ParseMode.HTML)

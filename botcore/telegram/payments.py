@@ -12,7 +12,6 @@ from html import escape
 from asgiref.sync import async_to_sync, sync_to_async
 from django.conf import settings
 from django.core.cache import cache
-from django.db import transaction
 from django.utils.translation import gettext as _
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup, LabeledPrice, TransactionPartnerUser
 from telegram.constants import ParseMode
@@ -184,9 +183,7 @@ async def paysupport_command(update, context):
         name = f"@{user.username}" if user.username else user.full_name
         text = texts.say("en", texts.ADMIN_PAYSUPPORT, user=name, telegram_id=user.id, text=question.strip()[:3000])
         text += "\n" + await sync_to_async(latest_payments)(who, "en")
-        for admin_id in settings.ADMIN_TELEGRAM_IDS:
-            with suppress(TelegramError):
-                await context.bot.send_message(admin_id, text, parse_mode=ParseMode.HTML)
+        await jobs.tell_admins(context.bot, text)
         await message.reply_html(texts.say(who.language_code, texts.PAYSUPPORT_SENT))
         return
     if settings.PAYMENT_SUPPORT_CONTACT:
@@ -300,8 +297,7 @@ def _credit_swept(who, star_transaction):
 
 
 def _refunded_elsewhere(charge_id: str) -> None:
-    with transaction.atomic():
-        payment = Payment.objects.filter(charge_id=charge_id, status=Payment.Status.PAID).first()
-        if payment is not None:
-            log.warning("payment %s was refunded outside the dashboard; recorded", charge_id)
-            sales.refunded(actor=None, payment=payment)
+    payment = Payment.objects.filter(charge_id=charge_id, status=Payment.Status.PAID).first()
+    if payment is not None:  # refunded() marks it once, whoever else is recording it now
+        log.warning("payment %s was refunded outside the dashboard; recorded", charge_id)
+        sales.refunded(actor=None, payment=payment)
